@@ -1,0 +1,133 @@
+"""Every logferry/1 message, as msgspec Structs.
+
+On the wire a message is a msgpack array whose first element is the message's integer tag and whose other
+elements are the fields in declaration order (``array_like``). Field order and tags are part of the protocol:
+never reorder, only append fields with defaults. docs/PROTOCOL.md is the specification.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+NONCE_BYTES = 16
+MAC_BYTES = 32
+
+
+class PeerRole(enum.IntEnum):
+    AGENT = 1
+    RELAY = 2
+    COLLECTOR = 3
+
+
+class Code(enum.IntEnum):
+    """Codes carried by Nack and Goodbye."""
+
+    NORMAL = 0  # a clean close
+    MALFORMED = 1  # a frame or body could not be decoded
+    TOO_LARGE = 2  # a frame exceeded max_frame_bytes
+    UNAUTHORIZED = 3  # unknown source or wrong token
+    VERSION = 4  # no common protocol version
+    CREDIT_EXCEEDED = 5  # more batches in flight than the window allows
+    STORE_FAILED = 6  # the receiver could not commit; retry later
+    SHUTTING_DOWN = 7  # the receiver is stopping; reconnect later
+    TIMEOUT = 8  # the peer was silent or too slow
+    PROTOCOL = 9  # a message arrived out of order
+    SOURCE_MISMATCH = 10  # an agent sent a batch for a source it did not authenticate as
+    INTERNAL = 11  # an unexpected error on the receiver
+
+
+class _Msg(msgspec.Struct, array_like=True, frozen=True, tag_field="t"):
+    pass
+
+
+class Hello(_Msg, tag=1):
+    """Client → server, first frame. ``nonce`` is the client's challenge half."""
+
+    versions: list[int]
+    role: int
+    source: str
+    nonce: bytes
+    software: str = ""
+
+
+class Challenge(_Msg, tag=2):
+    """Server → client: the chosen version and the server's nonce."""
+
+    version: int
+    nonce: bytes
+
+
+class Auth(_Msg, tag=3):
+    """Client → server: HMAC-SHA256(token, "logferry/1" | version | source | server nonce | client nonce)."""
+
+    mac: bytes
+
+
+class Welcome(_Msg, tag=4):
+    """Server → client: the session is open.
+
+    ``acked_through`` is the highest seq of ``source`` up to which the server holds every item (0: none), so a
+    reconnecting client can skip what already arrived. ``mac`` proves the server knows the token too
+    (empty when the server runs without tokens).
+    """
+
+    credit: int
+    max_frame_bytes: int
+    heartbeat_ms: int
+    acked_through: int
+    mac: bytes = b""
+
+
+class Batch(_Msg, tag=5):
+    """A batch of records of one source. ``body`` is ``model.encode_body(records, codec)``."""
+
+    batch_id: int
+    source: str
+    count: int
+    codec: int
+    body: bytes
+
+
+class Ack(_Msg, tag=6):
+    """The batch is durably committed. ``ranges`` are the inclusive seq ranges it covered."""
+
+    batch_id: int
+    source: str
+    ranges: list[tuple[int, int]]
+
+
+class Nack(_Msg, tag=7):
+    """The batch was refused. ``retry`` says whether sending it again later can succeed."""
+
+    batch_id: int
+    code: int
+    reason: str
+    retry: bool
+
+
+class Ping(_Msg, tag=8):
+    nonce: int
+
+
+class Pong(_Msg, tag=9):
+    nonce: int
+
+
+class Goodbye(_Msg, tag=10):
+    """A clean close, or an error frame before the connection is dropped."""
+
+    code: int
+    reason: str
+
+
+class Credit(_Msg, tag=11):
+    """Server → client: the window is now ``credit`` batches in flight."""
+
+    credit: int
+
+
+Message = Hello | Challenge | Auth | Welcome | Batch | Ack | Nack | Ping | Pong | Goodbye | Credit
