@@ -1,0 +1,1 @@
+"""``logferry demo``: a collector, a relay and simulated devices on one machine, with live progress."""

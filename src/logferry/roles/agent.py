@@ -1,0 +1,167 @@
+"""The agent (device side): inputs → durable spool → the relay.
+
+An input's lines are numbered and committed to the spool together with the input's read position, in one
+transaction; only then does the input read on. The sender ships unacknowledged spool batches to the relay and
+marks them acknowledged when the relay says they are durable there. After a reconnect everything the relay
+does not already hold is sent again. With ``exit_when_done`` (stdin) the agent exits once its inputs ended and
+the relay acknowledged everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+import time
+from pathlib import Path
+
+from logferry.config import AgentConfig, Compression, StdinInput, TailInput, parse_address, read_token
+from logferry.inputs import Emit, TailConfig, stdin_source
+from logferry.inputs import StdinInput as StdinReader
+from logferry.inputs import TailInput as TailReader
+from logferry.inputs.tail_config import ReadFrom as TailReadFrom
+from logferry.lifecycle import StopSignal, announce_ready
+from logferry.model import Codec, Entry
+from logferry.protocol.messages import Ack, PeerRole, Welcome
+from logferry.roles.server import store_durability
+from logferry.store.spool import Spool
+from logferry.transport.sender import Outgoing, Sender, SenderConfig
+
+log = logging.getLogger("logferry.agent")
+
+
+class SpoolQueue:
+    """The spool seen as the sender's durable queue; a batch's key is its first seq."""
+
+    def __init__(self, spool: Spool, source: str) -> None:
+        self.spool = spool
+        self.source = source
+
+    async def pending(self, after_key: int, max_batches: int) -> list[Outgoing]:
+        rows = await self.spool.pending(after_key, max_batches)
+        return [Outgoing(b.first_seq, self.source, b.count, b.codec, b.body) for b in rows]
+
+    async def acked(self, key: int, ack: Ack) -> None:
+        await self.spool.ack(ack.ranges)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, *, exit_when_done: bool = False) -> None:
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self.exit_when_done = exit_when_done
+        self.host = socket.gethostname()
+
+    async def run(self, stop: StopSignal) -> int:
+        cfg = self.config
+        if not cfg.inputs:
+            log.warning("no inputs configured: add [[agent.inputs]] to the config, or use --tail/--stdin")
+        spool = await Spool.open(
+            self.data_dir / "spool.db",
+            store_durability(cfg.durability),
+            max_unacked_bytes=cfg.max_spool_bytes,
+            keep_acked_bytes=cfg.keep_acked_bytes,
+            codec=Codec.ZSTD if cfg.compression is Compression.ZSTD else Codec.MSGPACK,
+        )
+        host, port = parse_address(cfg.relay)
+        token = read_token(cfg.token, cfg.token_file, "agent.token")
+        sender = Sender(
+            SenderConfig(
+                host=host,
+                port=port,
+                source=cfg.source,
+                role=PeerRole.AGENT,
+                token=token.encode() if token else None,
+                connect_timeout_s=cfg.connect_timeout_s,
+                reconnect_min_s=cfg.reconnect_min_s,
+                reconnect_max_s=cfg.reconnect_max_s,
+            ),
+            SpoolQueue(spool, cfg.source),
+            on_open=lambda welcome: self._on_open(spool, welcome),
+        )
+
+        async def emit(entries: list[Entry], checkpoints: dict[str, bytes]) -> None:
+            await spool.wait_for_room()
+            await spool.append(entries, checkpoints)
+            sender.notify()
+
+        sender_stop = asyncio.Event()
+        shipping = asyncio.create_task(sender.run(sender_stop))
+        checkpoints = await spool.checkpoints()
+        readers = [asyncio.create_task(self._run_input(i, checkpoints, emit)) for i in cfg.inputs]
+        announce_ready("agent", {}, source=cfg.source, relay=cfg.relay, data=str(self.data_dir))
+        try:
+            if self.exit_when_done:
+                done = asyncio.create_task(self._drained(spool, readers))
+                stopped = asyncio.create_task(stop.wait())
+                await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+                done.cancel()
+            else:
+                await stop.wait()
+        finally:
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            sender_stop.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(shipping, 10)
+            stats = await spool.stats()
+            await spool.close()
+        log.info("agent stopped: %d records acknowledged by the relay, %d waiting in the spool",
+                 stats.acked_through, stats.unacked_records)  # fmt: skip
+        return 0
+
+    async def _on_open(self, spool: Spool, welcome: Welcome) -> None:
+        """Skip what the relay already holds (its ack was lost in a crash)."""
+        held = welcome.acked_through
+        if held >= spool.next_seq:
+            log.error(
+                "the relay already holds seqs up to %d for source %r but this spool only gave up to %d: another "
+                "device uses the same source name, or this spool was reset; give each device its own source",
+                held, self.config.source, spool.next_seq - 1,
+            )  # fmt: skip
+            return
+        if held > spool.acked_through:
+            await spool.ack([(1, held)])
+
+    async def _drained(self, spool: Spool, readers: list[asyncio.Task[None]]) -> None:
+        """Wait until every input ended and the relay acknowledged all that they produced."""
+        await asyncio.gather(*readers)
+        while spool.acked_through < spool.next_seq - 1:
+            await asyncio.sleep(0.05)
+
+    async def _run_input(
+        self, spec: TailInput | StdinInput, checkpoints: dict[str, bytes], emit: Emit
+    ) -> None:
+        now_ns = time.time_ns
+        if isinstance(spec, StdinInput):
+            async with stdin_source(sys.stdin.buffer) as stream:
+                reader = StdinReader(
+                    stream,
+                    self.host,
+                    now_ns,
+                    max_line_bytes=spec.max_line_bytes,
+                    max_batch_records=self.config.batch_max_records,
+                    max_batch_wait_s=self.config.batch_max_wait_s,
+                    multiline_start=spec.multiline_start or None,
+                    multiline_timeout_s=spec.multiline_timeout_s,
+                    detect_level=spec.detect_level,
+                )
+                await reader.run(emit)
+            return
+        tail = TailConfig(
+            paths=spec.paths,
+            exclude=spec.exclude,
+            read_from=TailReadFrom(spec.read_from.value),
+            poll_interval_s=spec.poll_interval_s,
+            max_line_bytes=spec.max_line_bytes,
+            multiline_start=spec.multiline_start or None,
+            multiline_timeout_s=spec.multiline_timeout_s,
+            max_batch_records=self.config.batch_max_records,
+            max_batch_wait_s=self.config.batch_max_wait_s,
+            detect_level=spec.detect_level,
+        )
+        await TailReader(tail, checkpoints, self.host, now_ns).run(emit)

@@ -1,0 +1,77 @@
+"""What the two logferry/1 servers (relay and collector) share: accepting peers and an ordered shutdown.
+
+A ``ListeningRole`` binds its logferry/1 port (restartable at once after kill -9), serves connections with
+``serve_connection``, announces READY, and on stop: stops accepting, lets connections finish committing what
+they received within ``shutdown_timeout_s``, then returns so the role can close its stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from logferry.config import parse_address
+from logferry.config.schema import Durability as ConfigDurability
+from logferry.store.sqlite import Durability
+from logferry.transport.listener import TrackedServer
+from logferry.transport.serve import BatchSink, ServerLimits, SessionCounters, serve_connection
+
+log = logging.getLogger("logferry")
+
+
+def store_durability(value: ConfigDurability) -> Durability:
+    return Durability.FULL if value is ConfigDurability.FULL else Durability.NORMAL
+
+
+def token_lookup(tokens: dict[str, str]) -> Callable[[str], bytes | None]:
+    encoded = {name: token.encode() for name, token in tokens.items() if token}
+    return encoded.get
+
+
+class LogferryListener:
+    """The logferry/1 port of a server role."""
+
+    def __init__(
+        self,
+        role_name: str,
+        listen: str,
+        sink: BatchSink,
+        limits: ServerLimits,
+        tokens: dict[str, str],
+        allow_unknown: bool,
+    ) -> None:
+        self.role_name = role_name
+        self.listen = listen
+        self.counters = SessionCounters()
+        self.stopping = asyncio.Event()
+        self._sink = sink
+        self._limits = limits
+        self._token_for = token_lookup(tokens)
+        self._allow_unknown = allow_unknown
+        self._server = TrackedServer(f"{role_name} logferry/1", self._handle)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await serve_connection(
+            reader,
+            writer,
+            sink=self._sink,
+            limits=self._limits,
+            token_for=self._token_for,
+            allow_unknown=self._allow_unknown,
+            stopping=self.stopping,
+            counters=self.counters,
+            role_name=self.role_name,
+        )
+
+    async def start(self) -> str:
+        host, port = parse_address(self.listen)
+        return await self._server.start(host, port)
+
+    @property
+    def connections(self) -> int:
+        return self._server.connections
+
+    async def shutdown(self, deadline_s: float) -> None:
+        self.stopping.set()
+        await self._server.shutdown(deadline_s)

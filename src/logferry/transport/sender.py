@@ -1,0 +1,242 @@
+"""The client side of logferry/1 over asyncio: ship batches from a durable queue, reconnecting forever.
+
+Used by the agent (its spool → the relay) and by the relay (its outbox → the collector). The queue is the
+durable store; the sender keeps nothing that is not also on disk. After every (re)connect it starts again
+from the oldest unacknowledged batch, so everything unacknowledged is resent; receivers dedupe by id.
+Reconnects back off exponentially with full jitter, capped, and reset after a session opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from logferry.errors import AuthError, ProtocolError, TransportError
+from logferry.protocol.connection import Acked, ClientConnection, CreditChanged, Nacked, Opened, PeerClosed
+from logferry.protocol.messages import NONCE_BYTES, Ack, Batch, Code, PeerRole, Welcome
+from logferry.transport.listener import format_address
+from logferry.transport.wire import Wire
+
+log = logging.getLogger("logferry.sender")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One stored batch ready to send; ``key`` orders batches and names them in flight."""
+
+    key: int
+    source: str
+    count: int
+    codec: int
+    body: bytes
+
+
+class OutQueue(Protocol):
+    async def pending(self, after_key: int, max_batches: int) -> list[Outgoing]:
+        """Unacknowledged batches with key > after_key, oldest first."""
+        ...
+
+    async def acked(self, key: int, ack: Ack) -> None:
+        """The receiver durably holds batch ``key``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SenderConfig:
+    host: str
+    port: int
+    source: str
+    role: PeerRole
+    token: bytes | None
+    max_frame_bytes: int = 8 << 20
+    connect_timeout_s: float = 10.0
+    handshake_timeout_s: float = 10.0
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 30.0
+    write_timeout_s: float = 30.0
+    software: str = "logferry"
+
+
+@dataclass
+class SenderStatus:
+    connected: bool = False
+    sessions: int = 0
+    last_error: str = ""
+    batches_sent: int = 0
+    batches_acked: int = 0
+    in_flight: int = 0
+
+
+class Sender:
+    """Keeps one session to the next hop open and feeds it from ``queue``."""
+
+    def __init__(
+        self,
+        config: SenderConfig,
+        queue: OutQueue,
+        *,
+        on_open: Callable[[Welcome], Awaitable[None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.status = SenderStatus()
+        self._on_open = on_open
+        self._wake = asyncio.Event()
+        self._rng = random.Random()
+
+    @property
+    def target(self) -> str:
+        return format_address(self.config.host, self.config.port)
+
+    def notify(self) -> None:
+        """New batches were committed to the queue."""
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Connect, ship, reconnect, until ``stopping`` is set."""
+        delay = self.config.reconnect_min_s
+        while not stopping.is_set():
+            opened = False
+            try:
+                opened = await self._session(stopping)
+            except (ProtocolError, AuthError, TransportError) as exc:
+                self.status.last_error = str(exc)
+                level = logging.ERROR if isinstance(exc, AuthError) or _is_auth(exc) else logging.WARNING
+                log.log(level, "session with %s ended: %s", self.target, exc)
+            finally:
+                self.status.connected = False
+                self.status.in_flight = 0
+            if stopping.is_set():
+                break
+            if opened:
+                delay = self.config.reconnect_min_s
+            # Full jitter: many agents that lost the relay at once do not come back in lockstep.
+            wait = self._rng.uniform(self.config.reconnect_min_s, delay)
+            delay = min(self.config.reconnect_max_s, delay * 2)
+            try:
+                await asyncio.wait_for(stopping.wait(), wait)
+            except TimeoutError:
+                pass
+
+    async def _session(self, stopping: asyncio.Event) -> bool:
+        cfg = self.config
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(cfg.host, cfg.port, limit=1 << 20), cfg.connect_timeout_s
+            )
+        except (OSError, TimeoutError) as exc:
+            raise TransportError(f"cannot connect to {self.target}: {exc or 'timed out'}") from exc
+        conn = ClientConnection(
+            source=cfg.source,
+            role=cfg.role,
+            token=cfg.token,
+            client_nonce=os.urandom(NONCE_BYTES),
+            max_frame_bytes=cfg.max_frame_bytes,
+            software=cfg.software,
+            handshake_timeout_s=cfg.handshake_timeout_s,
+        )
+        wire = Wire(reader, writer, conn, peer=self.target, write_timeout_s=cfg.write_timeout_s)
+        opened = False
+        try:
+            await wire.write(conn.start(wire.now()))
+            event = await wire.next_event()
+            if event is None:
+                raise TransportError(f"{self.target} closed the connection during the handshake")
+            if isinstance(event, PeerClosed):
+                raise ProtocolError(
+                    f"{self.target} refused us: {event.reason} ({Code(event.code).name})", event.code
+                )
+            if not isinstance(event, Opened):
+                raise ProtocolError(f"unexpected {type(event).__name__} during the handshake", Code.PROTOCOL)
+            opened = True
+            self.status.connected = True
+            self.status.sessions += 1
+            self.status.last_error = ""
+            log.info("connected to %s as %s (credit %d)", self.target, cfg.source, event.welcome.credit)
+            if self._on_open is not None:
+                await self._on_open(event.welcome)
+            await self._pump(wire, stopping)
+            await wire.close(conn.close(Code.NORMAL, "stopping"))
+        finally:
+            if not writer.is_closing():
+                await wire.close(conn.data_to_send())
+        return opened
+
+    async def _pump(self, wire: Wire[ClientConnection], stopping: asyncio.Event) -> None:
+        """Send while the window has room; handle acks; end on stop or any error."""
+        conn = wire.conn
+        reader = asyncio.ensure_future(self._read_loop(wire))
+        stop_wait = asyncio.ensure_future(stopping.wait())
+        last_key = 0
+        try:
+            while True:
+                self._wake.clear()  # before looking at the queue, so a notify() during the look is kept
+                room = conn.credit - conn.in_flight
+                batches = await self.queue.pending(last_key, room) if room > 0 else []
+                for out in batches:
+                    batch = Batch(out.key, out.source, out.count, out.codec, out.body)
+                    await wire.write(conn.send_batch(batch, wire.now()))
+                    last_key = out.key
+                    self.status.batches_sent += 1
+                self.status.in_flight = conn.in_flight
+                if batches and conn.credit - conn.in_flight > 0:
+                    await asyncio.sleep(0)  # drain() may not yield on a low buffer: let acks in
+                    continue
+                wake = asyncio.ensure_future(self._wake.wait())
+                done, _ = await asyncio.wait({wake, reader, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                wake.cancel()
+                if reader in done:
+                    reader.result()  # raises what ended the session
+                    return
+                if stop_wait in done:
+                    return
+        finally:
+            reader.cancel()
+            stop_wait.cancel()
+
+    async def _read_loop(self, wire: Wire[ClientConnection]) -> None:
+        # Acks are recorded concurrently (the store groups them into one transaction); the window reopens
+        # as soon as an Ack arrives, since the receiver already holds the batch durably.
+        recording: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                event = await wire.next_event()
+                if event is None:
+                    raise TransportError(f"{self.target} closed the connection")
+                if isinstance(event, Acked):
+                    task = asyncio.create_task(self._record_ack(event.ack))
+                    recording.add(task)
+                    task.add_done_callback(recording.discard)
+                else:
+                    self._handle_other(event)
+        finally:
+            if recording:
+                await asyncio.wait(recording)
+
+    async def _record_ack(self, ack: Ack) -> None:
+        await self.queue.acked(ack.batch_id, ack)
+        self.status.batches_acked += 1
+        self._wake.set()
+
+    def _handle_other(self, event: object) -> None:
+        if isinstance(event, Nacked):
+            nack = event.nack
+            # Either way the batch stays in our store; ending the session makes us resend it after backoff.
+            hint = ", will retry" if nack.retry else ", kept in the store; fix the cause"
+            raise ProtocolError(
+                f"{self.target} refused batch {nack.batch_id}: {nack.reason} ({Code(nack.code).name}{hint})",
+                nack.code,
+            )
+        if isinstance(event, CreditChanged):
+            self._wake.set()
+        elif isinstance(event, PeerClosed):
+            raise ProtocolError(f"{self.target} closed the session: {event.reason}", event.code)
+
+
+def _is_auth(exc: BaseException) -> bool:
+    return isinstance(exc, ProtocolError) and exc.code == Code.UNAUTHORIZED

@@ -1,0 +1,200 @@
+"""The server side of logferry/1 over asyncio: one task per connection, batches committed concurrently.
+
+A role (relay, collector) supplies a ``BatchSink``: it says how far a source is durably stored (for the
+Welcome) and commits batches. Each batch is committed in its own task, up to the credit window, so commits
+of one connection overlap and the store can group them into one transaction; acks go out as each commit
+finishes. A batch is acknowledged only after the sink returned, i.e. after its commit (ack means durable).
+Any protocol violation ends only this connection, with an error frame; everyone else goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from logferry.errors import AuthError, ProtocolError, StoreError, TransportError
+from logferry.protocol.connection import Authenticated, BatchReceived, PeerClosed, ServerConnection, State
+from logferry.protocol.messages import NONCE_BYTES, Batch, Code
+from logferry.transport.wire import Wire
+
+log = logging.getLogger("logferry.transport")
+
+
+class BatchRefused(Exception):
+    """Raised by a sink to answer a batch with a Nack instead of an Ack."""
+
+    def __init__(self, code: Code, reason: str, retry: bool) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.retry = retry
+
+
+class BatchSink(Protocol):
+    async def opened(self, peer: Authenticated, address: str) -> int:
+        """A peer authenticated; return the highest seq of its source held without gaps (0: none)."""
+        ...
+
+    async def commit(self, peer: Authenticated, batch: Batch) -> list[tuple[int, int]]:
+        """Durably commit a batch; return the inclusive seq ranges now held. Raise BatchRefused to Nack."""
+        ...
+
+    def closed(self, peer: Authenticated | None, address: str, reason: str) -> None:
+        """The connection ended (for counters and status)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    credit: int
+    max_frame_bytes: int
+    heartbeat_ms: int
+    handshake_timeout_s: float
+    write_timeout_s: float = 30.0
+    frame_timeout_s: float = 60.0
+
+
+class SessionCounters:
+    """What went wrong with peers, for logs and metrics."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.refused: dict[str, int] = {}
+
+    def refuse(self, code: Code) -> None:
+        self.refused[code.name] = self.refused.get(code.name, 0) + 1
+
+
+async def serve_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    sink: BatchSink,
+    limits: ServerLimits,
+    token_for: Callable[[str], bytes | None],
+    allow_unknown: bool,
+    stopping: asyncio.Event,
+    counters: SessionCounters,
+    role_name: str,
+) -> None:
+    """Run one accepted connection until the peer leaves, misbehaves, or the server stops."""
+    peername = writer.get_extra_info("peername")
+    address = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+    counters.accepted += 1
+    conn = ServerConnection(
+        token_for=token_for,
+        allow_unknown=allow_unknown,
+        credit=limits.credit,
+        max_frame_bytes=limits.max_frame_bytes,
+        heartbeat_ms=limits.heartbeat_ms,
+        server_nonce=os.urandom(NONCE_BYTES),
+        handshake_timeout_s=limits.handshake_timeout_s,
+        now=Wire.now(),
+    )
+    wire = Wire(
+        reader,
+        writer,
+        conn,
+        peer=address,
+        write_timeout_s=limits.write_timeout_s,
+        frame_timeout_s=limits.frame_timeout_s,
+    )
+    session = _Session(wire, sink, address)
+    reason = "closed by peer"
+    try:
+        reason = await session.run(stopping)
+    except (ProtocolError, AuthError) as exc:
+        code = (
+            Code(exc.code) if isinstance(exc, ProtocolError) and exc.code in Code._value2member_map_ else None
+        )
+        counters.refuse(code or Code.PROTOCOL)
+        reason = str(exc)
+        who = session.peer.source if session.peer else "unauthenticated peer"
+        log.warning("%s: dropped %s (%s): %s", role_name, address, who, exc)
+    except TransportError as exc:
+        reason = str(exc)
+        log.info("%s: connection from %s lost: %s", role_name, address, exc)
+    finally:
+        await session.finish()
+        await wire.close(conn.data_to_send())
+        sink.closed(session.peer, address, reason)
+
+
+class _Session:
+    def __init__(self, wire: Wire[ServerConnection], sink: BatchSink, address: str) -> None:
+        self.wire = wire
+        self.sink = sink
+        self.address = address
+        self.peer: Authenticated | None = None
+        self._commits: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
+
+    async def run(self, stopping: asyncio.Event) -> str:
+        stop_wait = asyncio.ensure_future(stopping.wait())
+        try:
+            while True:
+                read = asyncio.ensure_future(self.wire.next_event())
+                done, _ = await asyncio.wait({read, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if self._failure is not None:
+                    read.cancel()
+                    raise self._failure
+                if read not in done:
+                    read.cancel()
+                    await self._drain_commits()
+                    await self.wire.write(self.wire.conn.fail(Code.SHUTTING_DOWN, "server is stopping"))
+                    return "server stopping"
+                event = read.result()
+                if event is None:
+                    return "peer closed the connection"
+                if isinstance(event, Authenticated):
+                    self.peer = event
+                    acked_through = await self.sink.opened(event, self.address)
+                    await self.wire.write(self.wire.conn.welcome(acked_through))
+                elif isinstance(event, BatchReceived):
+                    task = asyncio.create_task(self._commit(event.batch))
+                    self._commits.add(task)
+                    task.add_done_callback(self._commits.discard)
+                elif isinstance(event, PeerClosed):
+                    await self._drain_commits()
+                    return f"peer said goodbye: {event.reason or Code(event.code).name}"
+        finally:
+            stop_wait.cancel()
+
+    async def _commit(self, batch: Batch) -> None:
+        assert self.peer is not None
+        conn = self.wire.conn
+        try:
+            ranges = await self.sink.commit(self.peer, batch)
+        except BatchRefused as exc:
+            code, reason, retry = exc.code, exc.reason, exc.retry
+            log.warning(
+                "refused batch %d of %s from %s: %s", batch.batch_id, batch.source, self.address, reason
+            )
+        except StoreError as exc:
+            log.error("cannot commit batch %d of %s: %s", batch.batch_id, batch.source, exc)
+            code, reason, retry = Code.STORE_FAILED, "the receiver could not commit; retry later", True
+        else:
+            code, reason, retry = Code.NORMAL, "", False
+        if conn.state is State.CLOSED:
+            return  # committed, but the peer is gone: it resends and the receiver dedupes
+        try:
+            if code is Code.NORMAL:
+                frame = conn.ack(batch.batch_id, batch.source, ranges)
+            else:
+                frame = conn.nack(batch.batch_id, code, reason, retry)
+            await self.wire.write(frame)
+        except (ProtocolError, TransportError) as exc:
+            self._failure = exc
+            self.wire.reader.feed_eof()  # wake the read loop so the session ends
+
+    async def _drain_commits(self) -> None:
+        if self._commits:
+            await asyncio.wait(set(self._commits))
+
+    async def finish(self) -> None:
+        """Let commits already started finish (their data is being made durable), then stop."""
+        await self._drain_commits()

@@ -1,0 +1,101 @@
+"""agent → relay → collector with real processes: exactly once, with each record's fate."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+from tests.integration.pipeline import (
+    Chain,
+    check_exactly_once,
+    expected_counts,
+    pin_port,
+    start_chain,
+    write_lines,
+)
+from tests.integration.procs import Procs, query, wait_until
+
+
+def wait_complete(chain: Chain, source: str, n: int, timeout_s: float) -> None:
+    want = expected_counts(n)
+    wait_until(
+        lambda: chain.stored(source) >= want["forwarded"] + want["redacted"]
+        and len(chain.held_numbers(source)) >= want["held"],
+        timeout_s,
+        f"{source}: {want['forwarded'] + want['redacted']} records at the collector and {want['held']} held",
+        interval_s=0.25,
+    )
+
+
+def test_200k_records_arrive_exactly_once_with_their_fate(procs: Procs, tmp_path: Path) -> None:
+    n = 200_000
+    chain = start_chain(procs, tmp_path)
+    log = tmp_path / "app.log"
+    write_lines(log, 1, n)
+    chain.start_agent("dev-a", "--tail", str(log))
+    wait_complete(chain, "dev-a", n, 120)
+    check_exactly_once(chain, "dev-a", n)
+    redacted = query(chain.records_db, "SELECT msg FROM records WHERE msg LIKE '%password=%' LIMIT 5")
+    assert redacted and all("hunter" not in msg and "[REDACTED]" in msg for (msg,) in redacted)
+    # Every seq the relay saw is accounted for: forwarded + redacted + held + dropped = n.
+    rows = query(chain.journal_db, "SELECT fate, sum(n) FROM counters WHERE source = 'dev-a' GROUP BY fate")
+    assert sum(int(total) for _, total in rows) == n
+    want = expected_counts(n)
+    assert sorted(int(total) for _, total in rows) == sorted(v for v in want.values() if v)
+
+
+def test_kill9_of_each_role_mid_stream_loses_and_duplicates_nothing(procs: Procs, tmp_path: Path) -> None:
+    n_total = 240_000
+    chain = start_chain(procs, tmp_path)
+    pin_port(chain.relay)
+    pin_port(chain.collector)
+    log = tmp_path / "app.log"
+    write_lines(log, 1, 40_000)
+    agent = chain.start_agent("dev-k", "--tail", str(log))
+    written = [40_000]
+    stop_writing = threading.Event()
+
+    def writer() -> None:  # the device keeps logging through every crash
+        while written[0] < n_total and not stop_writing.is_set():
+            write_lines(log, written[0] + 1, written[0] + 2_500)
+            written[0] += 2_500
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: chain.stored("dev-k") > 10_000, 60, "first records at the collector")
+        chain.relay.kill9()
+        chain.relay = procs.restart(chain.relay)
+        before = chain.stored("dev-k")
+        wait_until(lambda: chain.stored("dev-k") > before + 20_000, 60, "flow after the relay restart")
+        chain.collector.kill9()
+        chain.collector = procs.restart(chain.collector)
+        before = chain.stored("dev-k")
+        wait_until(lambda: chain.stored("dev-k") > before + 20_000, 60, "flow after the collector restart")
+        agent.kill9()
+        assert written[0] < n_total, "the stream ended before every role was killed; slow the writer"
+        agent = procs.restart(agent)
+        thread.join(60)
+    finally:
+        stop_writing.set()
+    wait_complete(chain, "dev-k", n_total, 120)
+    check_exactly_once(chain, "dev-k", n_total)
+
+
+def test_restarted_server_listens_again_within_one_second(procs: Procs, tmp_path: Path) -> None:
+    chain = start_chain(procs, tmp_path)
+    pin_port(chain.relay)
+    port = chain.relay.port()
+    # Leave connections in TIME_WAIT on the port, as a busy relay would.
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"\x00")
+    chain.relay.kill9()
+    started = time.monotonic()
+    restarted = procs.restart(chain.relay)
+    elapsed = time.monotonic() - started
+    assert restarted.port() == port
+    assert elapsed < 1.0, f"relay took {elapsed:.2f}s to listen again"
