@@ -40,11 +40,13 @@ class Code(enum.IntEnum):
     INTERNAL = 11  # an unexpected error on the receiver
 
 
+# Every subclass repeats ``frozen=True``: msgspec inherits it at runtime anyway, but type checkers do not,
+# and mypy rejects a (seemingly) mutable subclass of a frozen Struct.
 class _Msg(msgspec.Struct, array_like=True, frozen=True, tag_field="t"):
     pass
 
 
-class Hello(_Msg, tag=1):
+class Hello(_Msg, tag=1, frozen=True):
     """Client → server, first frame. ``nonce`` is the client's challenge half."""
 
     versions: list[int]
@@ -54,20 +56,20 @@ class Hello(_Msg, tag=1):
     software: str = ""
 
 
-class Challenge(_Msg, tag=2):
+class Challenge(_Msg, tag=2, frozen=True):
     """Server → client: the chosen version and the server's nonce."""
 
     version: int
     nonce: bytes
 
 
-class Auth(_Msg, tag=3):
-    """Client → server: HMAC-SHA256(token, "logferry/1" | version | source | server nonce | client nonce)."""
+class Auth(_Msg, tag=3, frozen=True):
+    """Client → server: HMAC-SHA256 under the token; exact bytes in ``auth.py`` and docs/PROTOCOL.md §4."""
 
     mac: bytes
 
 
-class Welcome(_Msg, tag=4):
+class Welcome(_Msg, tag=4, frozen=True):
     """Server → client: the session is open.
 
     ``acked_through`` is the highest seq of ``source`` up to which the server holds every item (0: none), so a
@@ -82,7 +84,7 @@ class Welcome(_Msg, tag=4):
     mac: bytes = b""
 
 
-class Batch(_Msg, tag=5):
+class Batch(_Msg, tag=5, frozen=True):
     """A batch of records of one source. ``body`` is ``model.encode_body(records, codec)``."""
 
     batch_id: int
@@ -92,7 +94,7 @@ class Batch(_Msg, tag=5):
     body: bytes
 
 
-class Ack(_Msg, tag=6):
+class Ack(_Msg, tag=6, frozen=True):
     """The batch is durably committed. ``ranges`` are the inclusive seq ranges it covered."""
 
     batch_id: int
@@ -100,7 +102,7 @@ class Ack(_Msg, tag=6):
     ranges: list[tuple[int, int]]
 
 
-class Nack(_Msg, tag=7):
+class Nack(_Msg, tag=7, frozen=True):
     """The batch was refused. ``retry`` says whether sending it again later can succeed."""
 
     batch_id: int
@@ -109,22 +111,22 @@ class Nack(_Msg, tag=7):
     retry: bool
 
 
-class Ping(_Msg, tag=8):
+class Ping(_Msg, tag=8, frozen=True):
     nonce: int
 
 
-class Pong(_Msg, tag=9):
+class Pong(_Msg, tag=9, frozen=True):
     nonce: int
 
 
-class Goodbye(_Msg, tag=10):
+class Goodbye(_Msg, tag=10, frozen=True):
     """A clean close, or an error frame before the connection is dropped."""
 
     code: int
     reason: str
 
 
-class Credit(_Msg, tag=11):
+class Credit(_Msg, tag=11, frozen=True):
     """Server → client: the window is now ``credit`` batches in flight."""
 
     credit: int

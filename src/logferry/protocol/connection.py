@@ -1,0 +1,608 @@
+"""The logferry/1 state machines: ``ClientConnection`` (agent or relay side) and ``ServerConnection``.
+
+Bytes in → events out, calls in → bytes out, in the manner of h11. ``receive_data(data, now)`` buffers what
+the socket read; ``next_event()`` returns the next typed event or None (more data needed); automatic replies
+(Auth after Challenge, Pong after Ping, Ping on an idle heartbeat, Goodbye after an error) pile up in
+``data_to_send()``; methods the application calls (``send_batch``, ``welcome``, ``ack`` …) return the frame
+to write. Every legal move is one row of ``TRANSITIONS``; anything else raises ``RemoteProtocolError``
+(the peer's fault: a Goodbye with its code is queued and the connection is CLOSED) or
+``LocalProtocolError`` (the caller's fault: nothing is sent, the state is unchanged).
+
+Authentication failures are reported as ``RemoteProtocolError(code=Code.UNAUTHORIZED)`` rather than
+``AuthError``: the transport handles every peer fault the same way (flush the Goodbye, drop the socket).
+
+This module must never touch a socket, asyncio, a clock or a random source: time (``now``, monotonic
+seconds) and nonces are passed in, and only the transport arms timers (``next_deadline``/``handle_timer``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, NoReturn, TypeVar
+
+from logferry.errors import LocalProtocolError, RemoteProtocolError
+from logferry.protocol import auth
+from logferry.protocol.framing import HEADER_BYTES, FrameDecoder, encode_frame
+from logferry.protocol.messages import (
+    MAC_BYTES,
+    NONCE_BYTES,
+    SUPPORTED_VERSIONS,
+    Ack,
+    Auth,
+    Batch,
+    Challenge,
+    Code,
+    Credit,
+    Goodbye,
+    Hello,
+    Message,
+    Nack,
+    PeerRole,
+    Ping,
+    Pong,
+    Welcome,
+)
+
+MISSED_HEARTBEATS = 3  # silence for this many heartbeat intervals means the peer is gone
+MAX_REASON_CHARS = 200  # a Goodbye reason we generate is cut here: it explains, it does not dump
+_ROLES = frozenset(int(r) for r in PeerRole)
+
+
+class Side(enum.Enum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class State(enum.Enum):
+    IDLE = "idle"  # client: start() not called yet
+    AWAIT_CHALLENGE = "await-challenge"  # client: Hello sent
+    CHALLENGED = "challenged"  # client, transient: Challenge read, Auth being queued
+    AWAIT_WELCOME = "await-welcome"  # client: Auth sent
+    AWAIT_HELLO = "await-hello"  # server: nothing read yet
+    GREETED = "greeted"  # server, transient: Hello read, Challenge being queued
+    AWAIT_AUTH = "await-auth"  # server: Challenge sent
+    AUTHENTICATED = "authenticated"  # server: Auth verified, the application must call welcome()
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Dir(enum.Enum):
+    SEND = "send"
+    RECV = "receive"
+
+
+_C, _S = Side.CLIENT, Side.SERVER
+_LIVE = {
+    _C: (State.IDLE, State.AWAIT_CHALLENGE, State.CHALLENGED, State.AWAIT_WELCOME, State.OPEN),
+    _S: (State.AWAIT_HELLO, State.GREETED, State.AWAIT_AUTH, State.AUTHENTICATED, State.OPEN),
+}
+_SEND, _RECV = Dir.SEND, Dir.RECV
+
+TRANSITIONS: dict[tuple[Side, State, Dir, type[Message]], State] = {
+    # client handshake
+    (_C, State.IDLE, _SEND, Hello): State.AWAIT_CHALLENGE,
+    (_C, State.AWAIT_CHALLENGE, _RECV, Challenge): State.CHALLENGED,
+    (_C, State.CHALLENGED, _SEND, Auth): State.AWAIT_WELCOME,
+    (_C, State.AWAIT_WELCOME, _RECV, Welcome): State.OPEN,
+    # server handshake
+    (_S, State.AWAIT_HELLO, _RECV, Hello): State.GREETED,
+    (_S, State.GREETED, _SEND, Challenge): State.AWAIT_AUTH,
+    (_S, State.AWAIT_AUTH, _RECV, Auth): State.AUTHENTICATED,
+    (_S, State.AUTHENTICATED, _SEND, Welcome): State.OPEN,
+    # the open session: batches flow client → server, verdicts and credit server → client
+    (_C, State.OPEN, _SEND, Batch): State.OPEN,
+    (_C, State.OPEN, _RECV, Ack): State.OPEN,
+    (_C, State.OPEN, _RECV, Nack): State.OPEN,
+    (_C, State.OPEN, _RECV, Credit): State.OPEN,
+    (_S, State.OPEN, _RECV, Batch): State.OPEN,
+    (_S, State.OPEN, _SEND, Ack): State.OPEN,
+    (_S, State.OPEN, _SEND, Nack): State.OPEN,
+    (_S, State.OPEN, _SEND, Credit): State.OPEN,
+    # heartbeats, both ways, once open (the handshake has its own timeout instead)
+    **{(side, State.OPEN, d, kind): State.OPEN for side in Side for d in Dir for kind in (Ping, Pong)},
+    # either side may say Goodbye in any of its states before the end
+    **{(side, st, d, Goodbye): State.CLOSED for side, states in _LIVE.items() for st in states for d in Dir},
+}
+
+
+# ---- events -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """Client: the server welcomed us; ``welcome`` carries credit, limits and ``acked_through``."""
+
+    welcome: Welcome
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """Client: the server durably committed a batch."""
+
+    ack: Ack
+
+
+@dataclass(frozen=True, slots=True)
+class Nacked:
+    """Client: the server refused a batch; ``nack.retry`` says whether resending can succeed."""
+
+    nack: Nack
+
+
+@dataclass(frozen=True, slots=True)
+class CreditChanged:
+    """Client: the window is now ``credit`` batches in flight."""
+
+    credit: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerClosed:
+    """Either side: the peer said Goodbye; the connection is CLOSED."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """Server: the client passed the challenge; answer with ``welcome(acked_through)``."""
+
+    source: str
+    role: PeerRole
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReceived:
+    """Server: a batch within the credit window; answer with ``ack`` or ``nack``."""
+
+    batch: Batch
+
+
+ClientEvent = Opened | Acked | Nacked | CreditChanged | PeerClosed
+ServerEvent = Authenticated | BatchReceived | PeerClosed
+E = TypeVar("E", ClientEvent, ServerEvent)
+
+
+def _remote(message: str, code: Code) -> RemoteProtocolError:
+    return RemoteProtocolError(message, code=code)
+
+
+class _Connection(Generic[E]):
+    """What both sides share: the transition table, framing, outgoing queue and heartbeat timers."""
+
+    def __init__(self, side: Side, state: State, max_frame_bytes: int, handshake_timeout_s: float) -> None:
+        if handshake_timeout_s <= 0:
+            raise LocalProtocolError(f"handshake_timeout_s must be positive, got {handshake_timeout_s}")
+        self._side = side
+        self._state = state
+        self._decoder = FrameDecoder(max_frame_bytes)
+        self._out = bytearray()
+        self._handshake_timeout_s = handshake_timeout_s
+        self._handshake_deadline: float | None = None
+        self._heartbeat_s: float | None = None
+        self._last_recv = 0.0
+        self._last_send = 0.0
+        self._ping_nonce = 0
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received but not yet decoded: a partial frame the transport may time out."""
+        return self._decoder.buffered
+
+    def _next_state(self, direction: Dir, kind: type[Message]) -> State:
+        """The state after this move, or raise; never commits (callers validate first, then assign)."""
+        new = TRANSITIONS.get((self._side, self._state, direction, kind))
+        if new is not None:
+            return new
+        if direction is Dir.RECV:
+            raise _remote(
+                f"{self._side.value} received {kind.__name__} in state {self._state.value}; "
+                "the peer does not follow logferry/1",
+                Code.PROTOCOL,
+            )
+        raise LocalProtocolError(
+            f"cannot send {kind.__name__} in state {self._state.value}", code=Code.PROTOCOL
+        )
+
+    def _send(self, msg: Message) -> bytes:
+        self._state = self._next_state(Dir.SEND, type(msg))
+        return encode_frame(msg)
+
+    def _queue(self, msg: Message) -> None:
+        self._out += self._send(msg)
+
+    def _abort(self, exc: RemoteProtocolError) -> None:
+        """Queue the error frame for ``exc`` (once) and end the connection."""
+        if self._state is State.CLOSED:
+            return
+        # The peer learns the code; for UNAUTHORIZED it does not learn whether the source or the token was
+        # wrong (that would let it probe for known sources). Our own log gets the full message.
+        reason = "authentication failed" if exc.code == Code.UNAUTHORIZED else str(exc)
+        self._queue(Goodbye(exc.code, reason[:MAX_REASON_CHARS]))
+
+    def _fail_now(self, message: str, code: Code) -> NoReturn:
+        exc = _remote(message, code)
+        self._abort(exc)
+        raise exc
+
+    # ---- bytes in, events out ---------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Buffer bytes read from the peer. Bytes arriving after the connection closed are dropped."""
+        if self._state is State.CLOSED:
+            return
+        # Any byte proves the peer alive, so a large frame arriving slowly does not count as silence.
+        self._last_recv = now
+        try:
+            self._decoder.feed(data)
+        except RemoteProtocolError as exc:
+            self._abort(exc)
+            raise
+
+    def next_event(self) -> E | None:
+        """The next event, or None when more data is needed (or the connection is closed)."""
+        try:
+            while self._state is not State.CLOSED:
+                msg = self._decoder.next_message()
+                if msg is None:
+                    return None
+                self._state = self._next_state(Dir.RECV, type(msg))
+                event = self._handle(msg)
+                if event is not None:
+                    return event
+        except RemoteProtocolError as exc:
+            self._abort(exc)
+            raise
+        return None
+
+    def _handle(self, msg: Message) -> E | None:
+        raise NotImplementedError
+
+    def _handle_common(self, msg: Message) -> PeerClosed | None:
+        """Ping, Pong and Goodbye mean the same on both sides."""
+        if isinstance(msg, Ping):
+            self._queue(Pong(msg.nonce))
+        elif isinstance(msg, Goodbye):
+            return PeerClosed(msg.code, msg.reason)
+        # A Pong needs nothing more: receive_data already recorded that the peer is alive.
+        return None
+
+    def data_to_send(self) -> bytes:
+        """Bytes queued by automatic replies; write them to the peer, in order, before anything later."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    # ---- closing ----------------------------------------------------------------------------------------
+
+    def close(self, code: Code = Code.NORMAL, reason: str = "") -> bytes:
+        """A Goodbye frame; the connection is CLOSED. Closing a closed connection sends nothing."""
+        if self._state is State.CLOSED:
+            return b""
+        return self._send(Goodbye(int(code), reason))
+
+    def fail(self, code: Code, reason: str) -> bytes:
+        """An error Goodbye (the application's own verdict, e.g. SHUTTING_DOWN or INTERNAL)."""
+        return self.close(code, reason)
+
+    # ---- timers -----------------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` must next be called (same clock as ``now``); None: no timer needed."""
+        if self._state is State.CLOSED:
+            return None
+        if self._state is not State.OPEN or self._heartbeat_s is None:
+            return self._handshake_deadline
+        hb = self._heartbeat_s
+        ping_at = max(self._last_recv, self._last_send) + hb
+        return min(ping_at, self._last_recv + MISSED_HEARTBEATS * hb)
+
+    def handle_timer(self, now: float) -> None:
+        """Queue a Ping when idle; raise ``RemoteProtocolError(TIMEOUT)`` if the peer is too slow or gone."""
+        if self._state is State.CLOSED:
+            return
+        if self._state is not State.OPEN:
+            if self._handshake_deadline is not None and now >= self._handshake_deadline:
+                self._fail_now(
+                    f"the handshake did not finish within {self._handshake_timeout_s} s", Code.TIMEOUT
+                )
+            return
+        hb = self._heartbeat_s
+        if hb is None:
+            return
+        silent = now - self._last_recv
+        if silent >= MISSED_HEARTBEATS * hb:
+            self._fail_now(f"nothing received for {silent:.1f} s (heartbeat every {hb} s)", Code.TIMEOUT)
+        if now >= max(self._last_recv, self._last_send) + hb:
+            self._ping_nonce += 1
+            self._queue(Ping(self._ping_nonce))
+            self._last_send = now
+
+    def _opened(self, heartbeat_ms: int) -> None:
+        self._handshake_deadline = None
+        self._heartbeat_s = heartbeat_ms / 1000.0
+
+
+class ClientConnection(_Connection[ClientEvent]):
+    """The side that dials: an agent talking to a relay, or a relay talking to a collector."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        role: PeerRole,
+        token: bytes | None,
+        client_nonce: bytes,
+        max_frame_bytes: int,
+        software: str = "",
+        handshake_timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(Side.CLIENT, State.IDLE, max_frame_bytes, handshake_timeout_s)
+        if len(client_nonce) != NONCE_BYTES:
+            raise LocalProtocolError(f"client_nonce must be {NONCE_BYTES} fresh random bytes")
+        if not source:
+            raise LocalProtocolError("source must not be empty")
+        self.source = source
+        self.role = role
+        self._token = token or None  # an empty token means "no token", never an empty HMAC key
+        self._client_nonce = client_nonce
+        self._software = software
+        self.version = 0
+        self._server_nonce = b""
+        self.credit = 0
+        self.peer_max_frame_bytes = 0
+        self._in_flight: dict[int, str] = {}  # batch_id -> source, for matching Ack/Nack
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def start(self, now: float) -> bytes:
+        """The Hello frame; starts the handshake timer."""
+        hello = Hello(
+            list(SUPPORTED_VERSIONS), int(self.role), self.source, self._client_nonce, self._software
+        )
+        frame = self._send(hello)
+        self._last_send = self._last_recv = now
+        self._handshake_deadline = now + self._handshake_timeout_s
+        return frame
+
+    def send_batch(self, batch: Batch, now: float) -> bytes:
+        """The Batch frame; only when open and the credit window has room."""
+        new_state = self._next_state(Dir.SEND, Batch)
+        if len(self._in_flight) >= self.credit:
+            raise LocalProtocolError(
+                f"the credit window is full ({len(self._in_flight)} of {self.credit} batches in flight); "
+                "wait for an Ack, Nack or Credit",
+                code=Code.CREDIT_EXCEEDED,
+            )
+        if batch.batch_id in self._in_flight:
+            raise LocalProtocolError(f"batch id {batch.batch_id} is already in flight", code=Code.PROTOCOL)
+        frame = encode_frame(batch)
+        if len(frame) - HEADER_BYTES > self.peer_max_frame_bytes:
+            raise LocalProtocolError(
+                f"batch {batch.batch_id} is {len(frame) - HEADER_BYTES} bytes, over the server's limit of "
+                f"{self.peer_max_frame_bytes}; send fewer records per batch",
+                code=Code.TOO_LARGE,
+            )
+        self._state = new_state
+        self._in_flight[batch.batch_id] = batch.source
+        self._last_send = now
+        return frame
+
+    def _handle(self, msg: Message) -> ClientEvent | None:
+        if isinstance(msg, Challenge):
+            self._on_challenge(msg)
+            return None
+        if isinstance(msg, Welcome):
+            return self._on_welcome(msg)
+        if isinstance(msg, Ack | Nack):
+            source = self._in_flight.pop(msg.batch_id, None)
+            if source is None:
+                raise _remote(
+                    f"{type(msg).__name__} for batch {msg.batch_id}, which is not in flight", Code.PROTOCOL
+                )
+            if isinstance(msg, Nack):
+                return Nacked(msg)
+            if msg.source != source:
+                raise _remote(
+                    f"Ack for batch {msg.batch_id} names source {msg.source!r}, not {source!r}", Code.PROTOCOL
+                )
+            if any(lo < 1 or lo > hi for lo, hi in msg.ranges):
+                raise _remote(
+                    f"Ack for batch {msg.batch_id} has an invalid range in {msg.ranges}", Code.MALFORMED
+                )
+            return Acked(msg)
+        if isinstance(msg, Credit):
+            if msg.credit < 0:
+                raise _remote(f"Credit of {msg.credit} is negative", Code.MALFORMED)
+            self.credit = msg.credit
+            return CreditChanged(msg.credit)
+        return self._handle_common(msg)
+
+    def _on_challenge(self, msg: Challenge) -> None:
+        if msg.version not in SUPPORTED_VERSIONS:
+            raise _remote(f"the server chose version {msg.version}, which we did not offer", Code.VERSION)
+        if len(msg.nonce) != NONCE_BYTES:
+            raise _remote(f"the server nonce is {len(msg.nonce)} bytes, not {NONCE_BYTES}", Code.MALFORMED)
+        self.version, self._server_nonce = msg.version, msg.nonce
+        mac = b""
+        if self._token is not None:
+            mac = auth.client_mac(self._token, msg.version, self.source, msg.nonce, self._client_nonce)
+        self._queue(Auth(mac))
+
+    def _on_welcome(self, msg: Welcome) -> Opened:
+        if msg.credit < 0 or msg.max_frame_bytes < 1 or msg.heartbeat_ms < 1 or msg.acked_through < 0:
+            raise _remote(f"the Welcome carries impossible values: {msg}", Code.MALFORMED)
+        # A server without tokens (allow_unknown, or relying on mutual TLS) sends an empty mac: accepted, so a
+        # token does not by itself authenticate the server. A mac that is present must be right.
+        if self._token is not None and msg.mac:
+            expected = auth.server_mac(
+                self._token, self.version, self.source, self._server_nonce, self._client_nonce
+            )
+            if not auth.verify(expected, msg.mac):
+                raise _remote(
+                    "the server's Welcome mac is wrong: it does not hold our token; check the token on both "
+                    "sides, or whether this is the right server",
+                    Code.UNAUTHORIZED,
+                )
+        self.credit = msg.credit
+        self.peer_max_frame_bytes = msg.max_frame_bytes
+        self._opened(msg.heartbeat_ms)
+        return Opened(msg)
+
+
+class ServerConnection(_Connection[ServerEvent]):
+    """The side that accepts: a relay accepting agents, or a collector accepting relays."""
+
+    def __init__(
+        self,
+        *,
+        token_for: Callable[[str], bytes | None],
+        allow_unknown: bool,
+        credit: int,
+        max_frame_bytes: int,
+        heartbeat_ms: int,
+        server_nonce: bytes,
+        handshake_timeout_s: float,
+        now: float,
+    ) -> None:
+        super().__init__(Side.SERVER, State.AWAIT_HELLO, max_frame_bytes, handshake_timeout_s)
+        if len(server_nonce) != NONCE_BYTES:
+            raise LocalProtocolError(f"server_nonce must be {NONCE_BYTES} fresh random bytes")
+        if credit < 0 or heartbeat_ms < 1:
+            raise LocalProtocolError(
+                f"need credit >= 0 and heartbeat_ms >= 1, got {credit} and {heartbeat_ms}"
+            )
+        self._token_for = token_for
+        self._allow_unknown = allow_unknown
+        self.credit = credit
+        # Batches the client sent under a larger window may still be on the way when the window shrinks,
+        # so a shrink is only a request: the server enforces the largest window it ever granted.
+        self._enforced_credit = credit
+        self._max_frame_bytes = max_frame_bytes
+        self._heartbeat_ms = heartbeat_ms
+        self._server_nonce = server_nonce
+        # The handshake clock starts when the connection is accepted, so a peer that never speaks times out.
+        self._last_send = self._last_recv = now
+        self._handshake_deadline = now + handshake_timeout_s
+        self.source = ""
+        self.role = PeerRole.AGENT
+        self.version = 0
+        self._client_nonce = b""
+        self._token: bytes | None = None
+        self._in_flight: set[int] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def _handle(self, msg: Message) -> ServerEvent | None:
+        if isinstance(msg, Hello):
+            self._on_hello(msg)
+            return None
+        if isinstance(msg, Auth):
+            return self._on_auth(msg)
+        if isinstance(msg, Batch):
+            if self.role is PeerRole.AGENT and msg.source != self.source:
+                # Only a relay forwards other sources; an agent speaks for itself alone.
+                raise _remote(
+                    f"agent {self.source!r} sent batch {msg.batch_id} for source {msg.source!r}",
+                    Code.SOURCE_MISMATCH,
+                )
+            if msg.batch_id in self._in_flight:
+                raise _remote(f"batch id {msg.batch_id} reused while still in flight", Code.PROTOCOL)
+            if len(self._in_flight) >= self._enforced_credit:
+                raise _remote(
+                    f"batch {msg.batch_id} exceeds the credit window of {self._enforced_credit}",
+                    Code.CREDIT_EXCEEDED,
+                )
+            self._in_flight.add(msg.batch_id)
+            return BatchReceived(msg)
+        return self._handle_common(msg)
+
+    def _on_hello(self, msg: Hello) -> None:
+        if msg.role not in _ROLES:
+            raise _remote(f"Hello names unknown role {msg.role}", Code.MALFORMED)
+        if not msg.source or len(msg.nonce) != NONCE_BYTES:
+            raise _remote(f"Hello needs a source and a {NONCE_BYTES}-byte nonce", Code.MALFORMED)
+        common = set(msg.versions) & set(SUPPORTED_VERSIONS)
+        if not common:
+            raise _remote(
+                f"no common protocol version: the client offers {msg.versions}, this server speaks "
+                f"{list(SUPPORTED_VERSIONS)}; upgrade the older side",
+                Code.VERSION,
+            )
+        self.source, self.role, self.version = msg.source, PeerRole(msg.role), max(common)
+        self._client_nonce = msg.nonce
+        self._queue(Challenge(self.version, self._server_nonce))
+
+    def _on_auth(self, msg: Auth) -> Authenticated:
+        token = self._token_for(self.source) or None
+        if token is None:
+            if not self._allow_unknown:
+                raise _remote(
+                    f"unknown source {self.source!r}: no token is configured for it", Code.UNAUTHORIZED
+                )
+        else:
+            expected = auth.client_mac(
+                token, self.version, self.source, self._server_nonce, self._client_nonce
+            )
+            if len(msg.mac) != MAC_BYTES or not auth.verify(expected, msg.mac):
+                raise _remote(
+                    f"source {self.source!r} failed the token check (wrong token)", Code.UNAUTHORIZED
+                )
+        self._token = token
+        return Authenticated(self.source, self.role, self.version)
+
+    def welcome(self, acked_through: int) -> bytes:
+        """The Welcome frame, after ``Authenticated``; ``acked_through`` comes from the app's store."""
+        new_state = self._next_state(Dir.SEND, Welcome)
+        if acked_through < 0:
+            raise LocalProtocolError(f"acked_through must be >= 0, got {acked_through}")
+        mac = b""
+        if self._token is not None:
+            mac = auth.server_mac(
+                self._token, self.version, self.source, self._server_nonce, self._client_nonce
+            )
+        frame = encode_frame(
+            Welcome(self.credit, self._max_frame_bytes, self._heartbeat_ms, acked_through, mac)
+        )
+        self._state = new_state
+        self._opened(self._heartbeat_ms)
+        return frame
+
+    def _settle(self, kind: type[Message], batch_id: int) -> None:
+        self._next_state(Dir.SEND, kind)
+        if batch_id not in self._in_flight:
+            raise LocalProtocolError(
+                f"batch {batch_id} is not in flight; it was never received or already answered"
+            )
+        self._in_flight.discard(batch_id)
+
+    def ack(self, batch_id: int, source: str, ranges: list[tuple[int, int]]) -> bytes:
+        """The Ack frame: call only once the batch is durably committed (ack means durable)."""
+        self._settle(Ack, batch_id)
+        return self._send(Ack(batch_id, source, ranges))
+
+    def nack(self, batch_id: int, code: Code, reason: str, retry: bool) -> bytes:
+        """The Nack frame; ``retry`` tells the client whether sending the batch again can succeed."""
+        self._settle(Nack, batch_id)
+        return self._send(Nack(batch_id, int(code), reason, retry))
+
+    def set_credit(self, credit: int) -> bytes:
+        """The Credit frame announcing a new window (0 pauses the client)."""
+        self._next_state(Dir.SEND, Credit)
+        if credit < 0:
+            raise LocalProtocolError(f"credit must be >= 0, got {credit}")
+        self.credit = credit
+        self._enforced_credit = max(self._enforced_credit, credit)
+        return self._send(Credit(credit))
