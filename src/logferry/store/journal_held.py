@@ -1,0 +1,165 @@
+"""The relay's held store: filters, pages, and the operator's release and purge transactions.
+
+A held record waits in the ``held`` table until an operator releases it (it moves to a new outbox batch and
+its journal fate becomes RELEASED) or purges it (fate PURGED). Either move happens in one transaction that
+also rewrites the journal's fate runs and the counters, so every seq keeps exactly one current fate.
+
+Functions taking a connection run inside a transaction opened by the Database; nothing here may commit or
+touch the event loop, and a held record may never leave the table without its fate changing with it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import sqlite3
+from collections.abc import Sequence
+from itertools import groupby
+from typing import Any
+
+import msgspec
+
+from logferry.model import Codec, Fate, Record, encode_body
+from logferry.store.journal_tx import bump_counters, insert_outbox, overlapping
+from logferry.store.runs import decode_runs, encode_runs, refate
+
+RELEASE_BATCH_RECORDS = 5_000  # a large release becomes several outbox batches of bounded size
+
+_fields_decoder = msgspec.json.Decoder(dict[str, str])
+
+HeldKey = tuple[str, int]
+
+_COLUMNS = "source, seq, rule, ts_ns, level, host, path, msg, fields, digest, held_ns"
+
+
+class HeldFilter(msgspec.Struct, frozen=True, gc=False):
+    """Which held records a console view or bulk action means. Unset fields match everything.
+
+    ``level_max`` keeps records at least that severe (lower numbers are more severe); ``text`` is a
+    case-insensitive substring of the message; ``ts_min_ns`` is inclusive, ``ts_max_ns`` exclusive.
+    """
+
+    rule: str | None = None
+    source: str | None = None
+    level_max: int | None = None
+    text: str | None = None
+    ts_min_ns: int | None = None
+    ts_max_ns: int | None = None
+
+
+class HeldRecord(msgspec.Struct, frozen=True, gc=False):
+    source: str
+    rule: str
+    held_ns: int
+    record: Record
+
+
+def where(target: HeldFilter | Sequence[HeldKey]) -> tuple[str, list[object]]:
+    """A WHERE clause (never empty: ``1`` matches all) and its parameters for a filter or explicit keys."""
+    if not isinstance(target, HeldFilter):
+        keys = json.dumps([[s, q] for s, q in target])
+        return (
+            "(source, seq) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+            "FROM json_each(?))",
+            [keys],
+        )
+    clauses: list[str] = []
+    params: list[object] = []
+    if target.rule is not None:
+        clauses.append("rule = ?")
+        params.append(target.rule)
+    if target.source is not None:
+        clauses.append("source = ?")
+        params.append(target.source)
+    if target.level_max is not None:
+        clauses.append("level <= ?")
+        params.append(target.level_max)
+    if target.text:
+        escaped = target.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("msg LIKE ? ESCAPE '\\'")
+        params.append(f"%{escaped}%")
+    if target.ts_min_ns is not None:
+        clauses.append("ts_ns >= ?")
+        params.append(target.ts_min_ns)
+    if target.ts_max_ns is not None:
+        clauses.append("ts_ns < ?")
+        params.append(target.ts_max_ns)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def _to_held(row: Any) -> HeldRecord:
+    source, seq, rule, ts_ns, level, host, path, msg, fields, digest, held_ns = row
+    found = _fields_decoder.decode(fields) if fields else {}
+    return HeldRecord(source, rule, held_ns, Record(seq, ts_ns, level, host, path, msg, found, digest))
+
+
+def count(conn: sqlite3.Connection, target: HeldFilter) -> int:
+    clause, params = where(target)
+    return int(conn.execute(f"SELECT COUNT(*) FROM held WHERE {clause}", params).fetchone()[0])
+
+
+def page(conn: sqlite3.Connection, target: HeldFilter, limit: int, offset: int) -> list[HeldRecord]:
+    """Held records matching ``target``, newest first (by record time), stable across pages."""
+    clause, params = where(target)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM held WHERE {clause} ORDER BY ts_ns DESC, source, seq DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return [_to_held(r) for r in rows]
+
+
+def get(conn: sqlite3.Connection, source: str, seq: int) -> HeldRecord | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM held WHERE source = ? AND seq = ?", (source, seq)).fetchone()
+    return None if row is None else _to_held(row)
+
+
+def settle(
+    conn: sqlite3.Connection,
+    target: HeldFilter | Sequence[HeldKey],
+    fate: Fate,
+    codec: Codec,
+    *,
+    now_ns: int,
+    limit: int | None = None,
+) -> int:
+    """Release (fate RELEASED: to the outbox) or purge (fate PURGED) the matching held records.
+
+    ``limit`` bounds how many one transaction moves (and holds in memory); None moves all that match.
+    """
+    clause, params = where(target)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM held WHERE {clause} ORDER BY source, seq LIMIT ?",
+        [*params, -1 if limit is None else limit],
+    ).fetchall()
+    if not rows:
+        return 0
+    for source, group in groupby((_to_held(r) for r in rows), key=lambda h: h.source):
+        held = list(group)
+        if fate is Fate.RELEASED:
+            for i in range(0, len(held), RELEASE_BATCH_RECORDS):
+                records = [h.record for h in held[i : i + RELEASE_BATCH_RECORDS]]
+                body = encode_body(records, codec)
+                span = (records[0].seq, records[-1].seq, len(records))
+                insert_outbox(conn, source, span, codec, body, now_ns=now_ns)
+        _refate_journal(conn, source, [h.record.seq for h in held], fate)
+        deltas: dict[tuple[int, str], int] = {}
+        for h in held:
+            deltas[(int(Fate.HELD), h.rule)] = deltas.get((int(Fate.HELD), h.rule), 0) - 1
+            deltas[(int(fate), h.rule)] = deltas.get((int(fate), h.rule), 0) + 1
+        bump_counters(conn, source, deltas)
+    conn.executemany("DELETE FROM held WHERE source = ? AND seq = ?", [(r[0], r[1]) for r in rows])
+    return len(rows)
+
+
+def _refate_journal(conn: sqlite3.Connection, source: str, seqs: list[int], fate: Fate) -> None:
+    """Rewrite the fate runs of the journal rows holding ``seqs`` (ascending) to ``fate``."""
+    updates: list[tuple[bytes, int]] = []
+    spans = list(overlapping(conn, source, seqs[0], seqs[-1]))
+    for row_id, first, last in spans:
+        lo, hi = bisect.bisect_left(seqs, first), bisect.bisect_right(seqs, last)
+        if lo == hi:
+            continue
+        (blob,) = conn.execute("SELECT fates FROM journal WHERE id = ?", (row_id,)).fetchone()
+        runs = refate(decode_runs(blob), seqs[lo:hi], int(fate))
+        updates.append((encode_runs(runs), row_id))
+    conn.executemany("UPDATE journal SET fates = ? WHERE id = ?", updates)

@@ -1,0 +1,266 @@
+"""The collector's record store: every record by ``(source, seq)``, deduped, with full-text search.
+
+A commit looks up the ids already stored in the batch's seq span with one range query, inserts the new
+records with one executemany, skips identical duplicates, and keeps a record that reuses an id with another
+digest in ``conflicts`` (flagged, never overwriting the first). Full-text indexing is a separate step
+(``index_pending``, driven by a background task), so storage never waits for the index: search may trail
+ingestion, but what was acknowledged is always stored.
+
+This module must never overwrite a stored record, never acknowledge a seq before its commit, and never
+index in FTS5 a row that is not stored (the FTS table is external-content over ``records``; deleting a record
+later must also issue the FTS5 'delete' command with its old message).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from logferry.errors import StoreError
+from logferry.model import Record
+from logferry.store.runs import Range, ranges_of
+from logferry.store.sqlite import Database, Durability
+
+RECORDS_APPLICATION_ID = 0x4C465263  # "LFRc"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE records(
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL, seq INTEGER NOT NULL, ts_ns INTEGER NOT NULL, level INTEGER NOT NULL,
+        host TEXT NOT NULL, path TEXT NOT NULL, msg TEXT NOT NULL, fields TEXT, digest BLOB NOT NULL,
+        relay TEXT NOT NULL, received_ns INTEGER NOT NULL,
+        UNIQUE (source, seq)
+    );
+    CREATE INDEX records_ts ON records(ts_ns);
+    CREATE VIRTUAL TABLE records_fts USING fts5(msg, content='records', content_rowid='id');
+    CREATE TABLE meta(id INTEGER PRIMARY KEY CHECK (id = 1), fts_indexed_rowid INTEGER NOT NULL);
+    INSERT INTO meta VALUES (1, 0);
+    CREATE TABLE conflicts(
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL, seq INTEGER NOT NULL, ts_ns INTEGER NOT NULL, level INTEGER NOT NULL,
+        host TEXT NOT NULL, path TEXT NOT NULL, msg TEXT NOT NULL, fields TEXT, digest BLOB NOT NULL,
+        relay TEXT NOT NULL, received_ns INTEGER NOT NULL,
+        UNIQUE (source, seq, digest)
+    );
+    CREATE TABLE sources(source TEXT PRIMARY KEY, count INTEGER NOT NULL, max_seq INTEGER NOT NULL);
+    """,
+)
+
+_COLUMNS = "source, seq, ts_ns, level, host, path, msg, fields, digest, relay, received_ns"
+_json = msgspec.json.Encoder()
+_fields_decoder = msgspec.json.Decoder(dict[str, str])
+
+
+class SearchQueryError(StoreError):
+    """A full-text query is not valid FTS5 syntax."""
+
+
+class StoredRecord(msgspec.Struct, frozen=True, gc=False):
+    source: str
+    relay: str
+    received_ns: int
+    record: Record
+
+
+class CommitResult(msgspec.Struct, frozen=True, gc=False):
+    ranges: list[Range]  # every incoming seq: stored, duplicate or conflicting, all durable now
+    stored: int
+    duplicates: int
+    conflicts: int
+
+
+class RecordStats(msgspec.Struct, frozen=True, gc=False):
+    records: int
+    sources: int
+    conflicts: int
+    fts_indexed_rowid: int
+    fts_pending: int
+
+
+def _stored(row: Any) -> StoredRecord:
+    source, seq, ts_ns, level, host, path, msg, fields, digest, relay, received_ns = row
+    found = _fields_decoder.decode(fields) if fields else {}
+    return StoredRecord(source, relay, received_ns, Record(seq, ts_ns, level, host, path, msg, found, digest))
+
+
+class RecordStore:
+    """The collector's store. Create with ``await RecordStore.open(...)``; close with ``await close()``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path | str, durability: Durability = Durability.FULL) -> RecordStore:
+        db = await Database.open(
+            path, MIGRATIONS, durability, "records", application_id=RECORDS_APPLICATION_ID
+        )
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def commit(self, relay: str, source: str, records: Sequence[Record]) -> CommitResult:
+        """Store a batch in one transaction; duplicates skipped, conflicts flagged."""
+        if not records:
+            return CommitResult([], 0, 0, 0)
+        seqs = [r.seq for r in records]
+        lo, hi = min(seqs), max(seqs)
+
+        def run(conn: sqlite3.Connection) -> CommitResult:
+            now = time.time_ns()
+            known: dict[int, bytes] = dict(
+                conn.execute(
+                    "SELECT seq, digest FROM records WHERE source = ? AND seq BETWEEN ? AND ?",
+                    (source, lo, hi),
+                ).fetchall()
+            )
+            new: list[tuple[object, ...]] = []
+            clashes: list[tuple[object, ...]] = []
+            duplicates = top = 0
+            for r in records:
+                digest = known.get(r.seq)
+                if digest == r.digest:
+                    duplicates += 1
+                    continue
+                fields = _json.encode(r.fields).decode() if r.fields else None
+                row = (source, r.seq, r.ts_ns, r.level, r.host, r.path, r.msg, fields, r.digest, relay, now)
+                if digest is None:
+                    known[r.seq] = r.digest  # a seq twice in one batch is a duplicate or a conflict too
+                    new.append(row)
+                    top = max(top, r.seq)
+                else:
+                    clashes.append(row)
+            if new:
+                conn.executemany(f"INSERT INTO records({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", new)
+                conn.execute(
+                    "INSERT INTO sources VALUES (?, ?, ?) ON CONFLICT(source) DO UPDATE SET "
+                    "count = count + excluded.count, max_seq = MAX(max_seq, excluded.max_seq)",
+                    (source, len(new), top),
+                )
+            if clashes:
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO conflicts({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", clashes
+                )
+            return CommitResult(ranges_of(seqs), len(new), duplicates, len(clashes))
+
+        return await self._db.write(run)
+
+    async def index_pending(self, max_rows: int) -> int:
+        """Add the next ``max_rows`` stored records (by rowid) to the full-text index; returns how many."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            (done,) = conn.execute("SELECT fts_indexed_rowid FROM meta").fetchone()
+            (upto,) = conn.execute(
+                "SELECT MAX(id) FROM (SELECT id FROM records WHERE id > ? ORDER BY id LIMIT ?)",
+                (done, max_rows),
+            ).fetchone()
+            if upto is None:
+                return 0
+            cur = conn.execute(
+                "INSERT INTO records_fts(rowid, msg) SELECT id, msg FROM records WHERE id > ? AND id <= ?",
+                (done, upto),
+            )
+            conn.execute("UPDATE meta SET fts_indexed_rowid = ?", (upto,))
+            return cur.rowcount
+
+        return await self._db.write(run)
+
+    async def count(self, source: str | None = None) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            if source is None:
+                row = conn.execute("SELECT COALESCE(SUM(count), 0) FROM sources").fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT COALESCE(SUM(count), 0) FROM sources WHERE source = ?", (source,)
+                ).fetchone()
+            return int(row[0])
+
+        return await self._db.read(run)
+
+    async def get(self, source: str, seq: int) -> StoredRecord | None:
+        def run(conn: sqlite3.Connection) -> StoredRecord | None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM records WHERE source = ? AND seq = ?", (source, seq)
+            ).fetchone()
+            return None if row is None else _stored(row)
+
+        return await self._db.read(run)
+
+    async def search(
+        self,
+        query: str,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        source: str | None = None,
+        level_max: int | None = None,
+        ts_min_ns: int | None = None,
+        ts_max_ns: int | None = None,
+    ) -> list[StoredRecord]:
+        """Newest first. ``query`` is FTS5 syntax over the message (empty: every record); only indexed
+        records are found by a non-empty query. ``ts_min_ns`` inclusive, ``ts_max_ns`` exclusive."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if query.strip():
+            clauses.append("r.id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
+            params.append(query)
+        for clause, value in (
+            ("r.source = ?", source),
+            ("r.level <= ?", level_max),
+            ("r.ts_ns >= ?", ts_min_ns),
+            ("r.ts_ns < ?", ts_max_ns),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = " AND ".join(clauses) or "1"
+        cols = ", ".join(f"r.{c.strip()}" for c in _COLUMNS.split(","))
+        sql = f"SELECT {cols} FROM records r WHERE {where} ORDER BY r.ts_ns DESC, r.id DESC LIMIT ? OFFSET ?"
+
+        def run(conn: sqlite3.Connection) -> list[StoredRecord]:
+            try:
+                rows = conn.execute(sql, [*params, limit, offset]).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise SearchQueryError(
+                    f'invalid search query {query!r}: {exc}; use words, "quoted phrases", prefix*, '
+                    "AND / OR / NOT and parentheses"
+                ) from exc
+            return [_stored(r) for r in rows]
+
+        return await self._db.read(run)
+
+    async def seqs(self, source: str) -> list[Range]:
+        """The inclusive ranges of seqs of ``source`` this store holds."""
+
+        def run(conn: sqlite3.Connection) -> list[Range]:
+            rows = conn.execute(
+                # Gaps and islands: seq minus its rank is constant along a run without holes.
+                "SELECT MIN(seq), MAX(seq) FROM "
+                "(SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS island FROM records "
+                "WHERE source = ?) GROUP BY island ORDER BY 1",
+                (source,),
+            )
+            return [(int(a), int(b)) for a, b in rows]
+
+        return await self._db.read(run)
+
+    async def conflicts(self, limit: int = 100) -> list[StoredRecord]:
+        """Records that reused a stored id with another digest, oldest first (``get`` has the first)."""
+        sql = f"SELECT {_COLUMNS} FROM conflicts ORDER BY id LIMIT ?"
+        return await self._db.read(lambda c: [_stored(r) for r in c.execute(sql, (limit,))])
+
+    async def stats(self) -> RecordStats:
+        def run(conn: sqlite3.Connection) -> RecordStats:
+            n, sources = conn.execute("SELECT COALESCE(SUM(count), 0), COUNT(*) FROM sources").fetchone()
+            (conflicts,) = conn.execute("SELECT COUNT(*) FROM conflicts").fetchone()
+            (done,) = conn.execute("SELECT fts_indexed_rowid FROM meta").fetchone()
+            (pending,) = conn.execute("SELECT COUNT(*) FROM records WHERE id > ?", (done,)).fetchone()
+            return RecordStats(n, sources, conflicts, done, pending)
+
+        return await self._db.read(run)
