@@ -1,0 +1,271 @@
+"""Every option of every role, declared once: name (with its unit), type, default, limits and help text.
+
+The TOML loader, command-line overrides, ``logferry config check``, ``logferry init`` and the option tables in
+``docs/CONFIG.md`` are all derived from these Structs, so an option cannot exist in one place and not the
+others. ``Meta.extra["kind"]`` marks strings that need more than a type check (``address``, ``regex``,
+``file``); ``Meta.extra["default_doc"]`` explains a default computed at load time. The tail input's options
+are declared by the input itself (``logferry.inputs.tail_config``) and only tagged here.
+
+This module only declares. It must never read files, resolve host names at import time or validate beyond
+what msgspec types express (cross-field checks live in ``validate.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+import socket
+from typing import Annotated, Any
+
+import msgspec
+
+from logferry.inputs.tail_config import TailConfig
+from logferry.pipeline.rule_config import Action, RuleConfig
+
+MiB = 1024 * 1024
+
+
+class Role(enum.Enum):
+    """The three programs; each has one config file with a top-level table of the same name."""
+
+    AGENT = "agent"
+    RELAY = "relay"
+    COLLECTOR = "collector"
+
+
+class Durability(enum.Enum):
+    """How hard a store commits. ``full`` survives power loss; ``normal`` survives a crash or kill -9."""
+
+    FULL = "full"
+    NORMAL = "normal"
+
+
+class Compression(enum.Enum):
+    """How batch bodies are compressed on the way out."""
+
+    NONE = "none"
+    ZSTD = "zstd"
+
+
+class ResendPolicy(enum.Enum):
+    """What the relay does when reconciliation finds items the collector lacks."""
+
+    AUTO = "auto"
+    CONFIRM = "confirm"
+
+
+def opt(
+    description: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    min_length: int | None = None,
+    kind: str | None = None,
+    default_doc: str | None = None,
+) -> msgspec.Meta:
+    """The Meta of one option: help text, limits and, for strings that need more, what kind they are."""
+    extra: dict[str, Any] = {}
+    if kind is not None:
+        extra["kind"] = kind
+    if default_doc is not None:
+        extra["default_doc"] = default_doc
+    return msgspec.Meta(description=description, ge=ge, gt=gt, min_length=min_length, extra=extra or None)
+
+
+def _hostname() -> str:
+    return socket.gethostname() or "localhost"
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config table: unknown keys are errors, every option is passed by name."""
+
+
+class TailInput(TailConfig, tag_field="type", tag="tail", frozen=True, kw_only=True):
+    """``[[agent.inputs]] type = "tail"``: follow files through rotation and truncation.
+
+    The options are declared once, by the tail input itself (``logferry.inputs.tail_config.TailConfig``);
+    this subclass only adds the ``type`` tag that selects it in the agent's list of inputs.
+    """
+
+
+class StdinInput(_Section, tag_field="type", tag="stdin"):
+    """``[[agent.inputs]] type = "stdin"``: read records from standard input until it closes."""
+
+    multiline_start: Annotated[
+        str,
+        opt(
+            "Regex that starts a new record; other lines join the previous one. Empty: one line, one record.",
+            kind="regex",
+        ),
+    ] = ""
+    multiline_timeout_s: Annotated[
+        float, opt("Seconds to wait for more lines of a multiline record before sending it.", gt=0)
+    ] = 1.0
+    max_line_bytes: Annotated[
+        int, opt("Longest line in bytes; a longer one is cut into flagged parts, nothing is dropped.", ge=64)
+    ] = 64 * 1024
+    detect_level: Annotated[
+        bool, opt("Guess each record's level from words such as ERROR, WARN, INFO in the line.")
+    ] = True
+
+
+Input = TailInput | StdinInput
+
+
+class AgentConfig(_Section):
+    """``[agent]``: the device side. Tails files and ships them to the relay through a durable spool."""
+
+    source: Annotated[
+        str,
+        opt(
+            "Source name: the first half of every item id. Must be unique per device.",
+            min_length=1,
+            default_doc="the host name",
+        ),
+    ] = msgspec.field(default_factory=_hostname)
+    token: Annotated[str, opt("Token shared with the relay for the HMAC challenge. Empty: none.")] = ""
+    token_file: Annotated[
+        str, opt("File holding the token (keeps it out of this file). Exclusive with token.", kind="file")
+    ] = ""
+    data_dir: Annotated[str, opt("Directory of the spool and checkpoints.", min_length=1)] = (
+        "./logferry-data/agent"
+    )
+    relay: Annotated[str, opt("Address of the relay, host:port.", kind="address")] = "127.0.0.1:5170"
+    connect_timeout_s: Annotated[float, opt("Seconds to wait for a connection and handshake.", gt=0)] = 10.0
+    durability: Annotated[
+        Durability, opt("Spool commits: normal survives kill -9, full also survives power loss.")
+    ] = Durability.NORMAL
+    max_spool_bytes: Annotated[
+        int, opt("Bound of the spool on disk; when full, inputs pause (nothing is dropped).", ge=1 * MiB)
+    ] = 1024 * MiB
+    keep_acked_bytes: Annotated[
+        int, opt("Acknowledged records kept in the spool so the relay can ask for them again.", ge=0)
+    ] = 64 * MiB
+    batch_max_records: Annotated[int, opt("Records per batch at most.", ge=1)] = 1000
+    batch_max_bytes: Annotated[
+        int, opt("Encoded bytes per batch at most (below the relay's frame limit).", ge=1024)
+    ] = 1 * MiB
+    batch_max_wait_s: Annotated[float, opt("Seconds a partial batch waits for more records.", ge=0)] = 0.05
+    compression: Annotated[Compression, opt("Batch compression toward the relay: none or zstd.")] = (
+        Compression.NONE
+    )
+    reconnect_min_s: Annotated[
+        float, opt("First delay before reconnecting; doubles on each failure.", gt=0)
+    ] = 0.2
+    reconnect_max_s: Annotated[float, opt("Longest delay between reconnection attempts.", gt=0)] = 30.0
+    inputs: Annotated[list[Input], opt('[[agent.inputs]] tables; type = "tail" or "stdin".')] = []
+
+
+class _ServerSection(_Section):
+    """Options shared by the two servers (relay and collector)."""
+
+    credit: Annotated[int, opt("Batches a peer may have in flight before waiting for acks.", ge=1)] = 64
+    max_frame_bytes: Annotated[
+        int, opt("Largest frame accepted; a peer sending more is disconnected.", ge=64 * 1024)
+    ] = 8 * MiB
+    heartbeat_s: Annotated[float, opt("Seconds between pings on an idle connection.", gt=0)] = 5.0
+    handshake_timeout_s: Annotated[float, opt("Seconds a new peer has to complete Hello.", gt=0)] = 10.0
+    idle_timeout_s: Annotated[
+        float,
+        opt(
+            "Seconds a peer may take to complete a frame it started (a peer trickling bytes is cut off); "
+            "a silent peer is cut off after 3 missed heartbeats.",
+            gt=0,
+        ),
+    ] = 30.0
+    write_timeout_s: Annotated[
+        float, opt("Seconds a peer may leave our replies unread before it is disconnected.", gt=0)
+    ] = 30.0
+    durability: Annotated[
+        Durability, opt("Store commits: full survives power loss (ack means durable), normal only kill -9.")
+    ] = Durability.FULL
+    shutdown_timeout_s: Annotated[float, opt("Seconds to finish in-flight work on shutdown.", ge=0)] = 10.0
+
+
+class RelayConfig(_ServerSection):
+    """``[relay]``: Server1. Receives from agents, applies rules, journals, forwards to the collector."""
+
+    name: Annotated[
+        str, opt("Name of this relay toward the collector.", min_length=1, default_doc="the host name")
+    ] = msgspec.field(default_factory=_hostname)
+    data_dir: Annotated[str, opt("Directory of the journal, held store and outbox.", min_length=1)] = (
+        "./logferry-data/relay"
+    )
+    listen: Annotated[str, opt("Address agents connect to, host:port (port 0: any).", kind="address")] = (
+        "127.0.0.1:5170"
+    )
+    collector: Annotated[str, opt("Address of the collector, host:port.", kind="address")] = "127.0.0.1:5171"
+    token: Annotated[str, opt("This relay's token toward the collector. Empty: none.")] = ""
+    token_file: Annotated[str, opt("File holding the token. Exclusive with token.", kind="file")] = ""
+    devices: Annotated[dict[str, str], opt("Table of device source = token.")] = {}
+    devices_file: Annotated[
+        str, opt('TOML file of source = "token" lines, merged with devices.', kind="file")
+    ] = ""
+    allow_unknown_devices: Annotated[
+        bool | None,
+        opt("Accept devices not listed in devices.", default_doc="true if no devices are listed, else false"),
+    ] = None
+    syslog_listen: Annotated[
+        str, opt("Address of the syslog input (RFC 6587 over TCP). Empty: off.", kind="address?")
+    ] = ""
+    line_listen: Annotated[
+        str, opt("Address of the seed's line input (name&&message). Empty: off.", kind="address?")
+    ] = ""
+    compression: Annotated[Compression, opt("Batch compression toward the collector: none or zstd.")] = (
+        Compression.ZSTD
+    )
+    outbox_keep_bytes: Annotated[
+        int, opt("Forwarded and acknowledged records kept for resending after reconciliation.", ge=0)
+    ] = 256 * MiB
+    reconcile_interval_s: Annotated[
+        float, opt("Seconds between reconciliations with the collector.", gt=0)
+    ] = 60.0
+    resend_policy: Annotated[
+        ResendPolicy, opt("What the collector lacks is resent at once (auto) or after an operator confirms.")
+    ] = ResendPolicy.CONFIRM
+    default_action: Annotated[Action, opt("Action when no rule matches: forward, hold or drop.")] = (
+        Action.FORWARD
+    )
+    rules: Annotated[
+        list[RuleConfig], opt("[[relay.rules]] tables, tried in order; the first match wins.")
+    ] = []
+
+    def accepts_unknown_devices(self) -> bool:
+        """The effective allow_unknown_devices: open when no device is listed, closed once one is."""
+        if self.allow_unknown_devices is not None:
+            return self.allow_unknown_devices
+        return not self.devices and not self.devices_file
+
+
+class CollectorConfig(_ServerSection):
+    """``[collector]``: Server2. Receives from relays, stores, dedupes, indexes and answers reconciliation."""
+
+    name: Annotated[str, opt("Name of this collector.", min_length=1, default_doc="the host name")] = (
+        msgspec.field(default_factory=_hostname)
+    )
+    data_dir: Annotated[str, opt("Directory of the record and file stores.", min_length=1)] = (
+        "./logferry-data/collector"
+    )
+    listen: Annotated[str, opt("Address relays connect to, host:port (port 0: any).", kind="address")] = (
+        "127.0.0.1:5171"
+    )
+    relays: Annotated[dict[str, str], opt("Table of relay name = token.")] = {}
+    allow_unknown_relays: Annotated[
+        bool | None,
+        opt("Accept relays not listed in relays.", default_doc="true if no relays are listed, else false"),
+    ] = None
+    fts_batch_rows: Annotated[int, opt("Rows indexed for full-text search per transaction.", ge=1)] = 1000
+
+    def accepts_unknown_relays(self) -> bool:
+        """The effective allow_unknown_relays: open when no relay is listed, closed once one is."""
+        if self.allow_unknown_relays is not None:
+            return self.allow_unknown_relays
+        return not self.relays
+
+
+AnyConfig = AgentConfig | RelayConfig | CollectorConfig
+
+CONFIG_TYPES: dict[Role, type[AgentConfig] | type[RelayConfig] | type[CollectorConfig]] = {
+    Role.AGENT: AgentConfig,
+    Role.RELAY: RelayConfig,
+    Role.COLLECTOR: CollectorConfig,
+}
