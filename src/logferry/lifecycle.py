@@ -1,7 +1,8 @@
 """Process lifecycle for the daemons: logging set-up, the READY line, and signal-driven shutdown.
 
-The first SIGTERM or SIGINT asks the role to stop: it stops accepting, drains in-flight work within its
-deadline and exits 0. A second signal forces an immediate exit (status 130), for an operator who will not wait.
+The first SIGTERM or SIGINT asks the role to stop: it stops accepting, drains in-flight work within
+its deadline and exits 0. A second signal forces an immediate exit (status 130), for an operator who will
+not wait.
 This module never touches stores or sockets; roles own those.
 """
 
@@ -59,9 +60,13 @@ class StopSignal:
             try:
                 loop.add_signal_handler(sig, self.trigger, sig.name)
             except NotImplementedError:  # Windows: no add_signal_handler for the proactor loop
-                signal.signal(
-                    sig, lambda _s, _f, name=sig.name: loop.call_soon_threadsafe(self.trigger, name)
-                )
+                signal.signal(sig, self._threadsafe_trigger(loop, sig.name))
+
+    def _threadsafe_trigger(self, loop: asyncio.AbstractEventLoop, name: str) -> Callable[[int, Any], None]:
+        def handler(_signum: int, _frame: Any) -> None:
+            loop.call_soon_threadsafe(self.trigger, name)
+
+        return handler
 
     async def wait(self) -> None:
         await self.event.wait()

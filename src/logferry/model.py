@@ -37,7 +37,9 @@ class Level(enum.IntEnum):
             return cls(int(key))
         found = _LEVEL_ALIASES.get(key)
         if found is None:
-            raise ValueError(f"unknown level {text!r}; expected one of {', '.join(m.name.lower() for m in cls)}")
+            raise ValueError(
+                f"unknown level {text!r}; expected one of {', '.join(m.name.lower() for m in cls)}"
+            )
         return found
 
 

@@ -107,7 +107,7 @@ class Chain:
 def start_chain(procs: Procs, root: Path, relay_extra: str = "", *relay_args: str) -> Chain:
     collector = procs.start("collector", "--data", str(root / "collector"), "--listen", "127.0.0.1:0")
     config = root / "relay.toml"
-    config.write_text(f'[relay]\nheartbeat_s = 1\n{relay_extra}\n{RELAY_RULES}', encoding="utf-8")
+    config.write_text(f"[relay]\nheartbeat_s = 1\n{relay_extra}\n{RELAY_RULES}", encoding="utf-8")
     relay = procs.start(
         "relay", "--config", str(config), "--data", str(root / "relay"), "--listen", "127.0.0.1:0",
         "--collector", collector.address(), *relay_args,
@@ -128,8 +128,7 @@ def check_exactly_once(chain: Chain, source: str, n: int) -> None:
     want_stored = sorted(i for i in range(1, n + 1) if fate_of(i) in ("forwarded", "redacted"))
     want_held = sorted(i for i in range(1, n + 1) if fate_of(i) == "held")
     assert len(stored) == len(set(stored)), f"{len(stored) - len(set(stored))} duplicates at the collector"
-    assert sorted(stored) == want_stored, (
-        f"collector: {len(set(want_stored) - set(stored))} lost, {len(set(stored) - set(want_stored))} unexpected"
-    )
+    lost, extra = set(want_stored) - set(stored), set(stored) - set(want_stored)
+    assert sorted(stored) == want_stored, f"collector: {len(lost)} lost, {len(extra)} unexpected"
     assert len(held) == len(set(held)), "duplicates in the held store"
     assert sorted(held) == want_held, f"held store: {len(set(want_held) - set(held))} lost"

@@ -3,20 +3,17 @@ line, stop by PID. No sleeps to wait for start-up: the READY line is read as soo
 
 from __future__ import annotations
 
-import json
 import os
-import selectors
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-READY_TIMEOUT_S = 20.0
+from logferry.demo import processes
 
 
 @dataclass
@@ -75,10 +72,7 @@ class Procs:
     ) -> Proc:
         n = sum(1 for p in self.running if p.role == role)
         log_path = self.workdir / f"{role}-{n}.log"
-        cmd = [sys.executable, "-m", "logferry", role, *args]
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        with log_path.open("ab") as log:
-            popen = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=log, env=full_env)
+        popen = processes.spawn(role, list(args), log_path, stdin=stdin, env=env)
         proc = Proc(role, list(args), log_path, popen)
         self.running.append(proc)
         if wait_ready:
@@ -91,39 +85,14 @@ class Procs:
 
     def stop_all(self) -> None:
         for proc in self.running:
-            if proc.popen.poll() is None:
-                try:
-                    proc.terminate(10)
-                except subprocess.TimeoutExpired:
-                    pass
-            if proc.popen.stdout is not None:
-                proc.popen.stdout.close()
+            processes.stop(proc.popen, 10)
 
 
-def read_ready(proc: Proc, timeout_s: float = READY_TIMEOUT_S) -> dict[str, Any]:
-    """Wait for the process's READY line on stdout, failing with its log if it dies or times out."""
-    assert proc.popen.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.popen.stdout, selectors.EVENT_READ)
-    buf = b""
-    deadline = time.monotonic() + timeout_s
+def read_ready(proc: Proc, timeout_s: float = 20.0) -> dict[str, Any]:
     try:
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                break
-            chunk = os.read(proc.popen.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            buf += chunk
-            for line in buf.split(b"\n"):
-                if line.startswith(b"READY "):
-                    info: dict[str, Any] = json.loads(line[6:])
-                    return info
-    finally:
-        sel.close()
-    raise AssertionError(
-        f"{proc.role} did not print READY within {timeout_s}s (exit={proc.popen.poll()}); log:\n{proc.log_text()}"
-    )
+        return processes.read_ready(proc.popen, proc.log_path, timeout_s)
+    except processes.StartError as exc:
+        raise AssertionError(f"{proc.role}: {exc}") from None
 
 
 def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:

@@ -21,8 +21,10 @@ from tests.integration.procs import Procs, query, wait_until
 def wait_complete(chain: Chain, source: str, n: int, timeout_s: float) -> None:
     want = expected_counts(n)
     wait_until(
-        lambda: chain.stored(source) >= want["forwarded"] + want["redacted"]
-        and len(chain.held_numbers(source)) >= want["held"],
+        lambda: (
+            chain.stored(source) >= want["forwarded"] + want["redacted"]
+            and len(chain.held_numbers(source)) >= want["held"]
+        ),
         timeout_s,
         f"{source}: {want['forwarded'] + want['redacted']} records at the collector and {want['held']} held",
         interval_s=0.25,

@@ -36,7 +36,8 @@ def _line(rng: random.Random, device: str, n: int) -> str:
         return f"{now} ERROR upstream: payment gateway failed: {code} req={device}-{n}"
     if roll < 0.94:
         return f"{now} INFO auth: login user={user} password={rng.randbytes(4).hex()} ok req={device}-{n}"
-    return f"{now} INFO billing: charge card={rng.choice(_CARDS)} amount={rng.randint(1, 500)}.00 req={device}-{n}"
+    card, amount = rng.choice(_CARDS), rng.randint(1, 500)
+    return f"{now} INFO billing: charge card={card} amount={amount}.00 req={device}-{n}"
 
 
 @dataclass

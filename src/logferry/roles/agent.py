@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 from logferry.config import AgentConfig, Compression, StdinInput, TailInput, parse_address, read_token
-from logferry.inputs import Emit, TailConfig, stdin_source
+from logferry.inputs import Emit, stdin_source
 from logferry.inputs import StdinInput as StdinReader
 from logferry.inputs import TailInput as TailReader
-from logferry.inputs.tail_config import ReadFrom as TailReadFrom
 from logferry.lifecycle import StopSignal, announce_ready
 from logferry.model import Codec, Entry
 from logferry.protocol.messages import Ack, PeerRole, Welcome
@@ -38,6 +37,7 @@ class SpoolQueue:
     def __init__(self, spool: Spool, source: str) -> None:
         self.spool = spool
         self.source = source
+        self.progress = asyncio.Event()  # set after every ack, for whoever waits for the spool to drain
 
     async def pending(self, after_key: int, max_batches: int) -> list[Outgoing]:
         rows = await self.spool.pending(after_key, max_batches)
@@ -45,6 +45,7 @@ class SpoolQueue:
 
     async def acked(self, key: int, ack: Ack) -> None:
         await self.spool.ack(ack.ranges)
+        self.progress.set()
 
 
 class Agent:
@@ -67,6 +68,7 @@ class Agent:
         )
         host, port = parse_address(cfg.relay)
         token = read_token(cfg.token, cfg.token_file, "agent.token")
+        queue = SpoolQueue(spool, cfg.source)
         sender = Sender(
             SenderConfig(
                 host=host,
@@ -78,7 +80,7 @@ class Agent:
                 reconnect_min_s=cfg.reconnect_min_s,
                 reconnect_max_s=cfg.reconnect_max_s,
             ),
-            SpoolQueue(spool, cfg.source),
+            queue,
             on_open=lambda welcome: self._on_open(spool, welcome),
         )
 
@@ -94,7 +96,7 @@ class Agent:
         announce_ready("agent", {}, source=cfg.source, relay=cfg.relay, data=str(self.data_dir))
         try:
             if self.exit_when_done:
-                done = asyncio.create_task(self._drained(spool, readers))
+                done = asyncio.create_task(self._drained(queue, readers))
                 stopped = asyncio.create_task(stop.wait())
                 await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
@@ -119,19 +121,22 @@ class Agent:
         held = welcome.acked_through
         if held >= spool.next_seq:
             log.error(
-                "the relay already holds seqs up to %d for source %r but this spool only gave up to %d: another "
-                "device uses the same source name, or this spool was reset; give each device its own source",
+                "the relay already holds seqs up to %d for source %r but this spool only gave up to %d: "
+                "another device uses the same source name, or this spool was reset; give each device "
+                "its own source",
                 held, self.config.source, spool.next_seq - 1,
             )  # fmt: skip
             return
         if held > spool.acked_through:
             await spool.ack([(1, held)])
 
-    async def _drained(self, spool: Spool, readers: list[asyncio.Task[None]]) -> None:
+    async def _drained(self, queue: SpoolQueue, readers: list[asyncio.Task[None]]) -> None:
         """Wait until every input ended and the relay acknowledged all that they produced."""
         await asyncio.gather(*readers)
+        spool = queue.spool
         while spool.acked_through < spool.next_seq - 1:
-            await asyncio.sleep(0.05)
+            queue.progress.clear()
+            await queue.progress.wait()
 
     async def _run_input(
         self, spec: TailInput | StdinInput, checkpoints: dict[str, bytes], emit: Emit
@@ -152,16 +157,4 @@ class Agent:
                 )
                 await reader.run(emit)
             return
-        tail = TailConfig(
-            paths=spec.paths,
-            exclude=spec.exclude,
-            read_from=TailReadFrom(spec.read_from.value),
-            poll_interval_s=spec.poll_interval_s,
-            max_line_bytes=spec.max_line_bytes,
-            multiline_start=spec.multiline_start or None,
-            multiline_timeout_s=spec.multiline_timeout_s,
-            max_batch_records=self.config.batch_max_records,
-            max_batch_wait_s=self.config.batch_max_wait_s,
-            detect_level=spec.detect_level,
-        )
-        await TailReader(tail, checkpoints, self.host, now_ns).run(emit)
+        await TailReader(spec, checkpoints, self.host, now_ns).run(emit)

@@ -84,6 +84,8 @@ class Collector:
                 max_frame_bytes=cfg.max_frame_bytes,
                 heartbeat_ms=int(cfg.heartbeat_s * 1000),
                 handshake_timeout_s=cfg.handshake_timeout_s,
+                write_timeout_s=cfg.write_timeout_s,
+                frame_timeout_s=cfg.idle_timeout_s,
             ),
             dict(cfg.relays),
             cfg.accepts_unknown_relays(),

@@ -69,7 +69,7 @@ class RelaySink:
         if any(r.seq < 1 for r in records):
             raise BatchRefused(Code.MALFORMED, "seqs start at 1", retry=False)
         decisions = self.rules.decide_many(batch.source, records)
-        ranges = await self.journal.commit(batch.source, decisions)  # type: ignore[arg-type]
+        ranges = await self.journal.commit(batch.source, decisions)
         self.on_outbox()
         return [(a, b) for a, b in ranges]
 
@@ -117,6 +117,7 @@ class Relay:
                 token=token.encode() if token else None,
                 max_frame_bytes=cfg.max_frame_bytes,
                 handshake_timeout_s=cfg.handshake_timeout_s,
+                write_timeout_s=cfg.write_timeout_s,
             ),
             OutboxQueue(journal),
         )
@@ -130,6 +131,8 @@ class Relay:
                 max_frame_bytes=cfg.max_frame_bytes,
                 heartbeat_ms=int(cfg.heartbeat_s * 1000),
                 handshake_timeout_s=cfg.handshake_timeout_s,
+                write_timeout_s=cfg.write_timeout_s,
+                frame_timeout_s=cfg.idle_timeout_s,
             ),
             device_tokens(cfg),
             cfg.accepts_unknown_devices(),

@@ -9,6 +9,7 @@ Reconnects back off exponentially with full jitter, capped, and reset after a se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -118,10 +119,8 @@ class Sender:
             # Full jitter: many agents that lost the relay at once do not come back in lockstep.
             wait = self._rng.uniform(self.config.reconnect_min_s, delay)
             delay = min(self.config.reconnect_max_s, delay * 2)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), wait)
-            except TimeoutError:
-                pass
 
     async def _session(self, stopping: asyncio.Event) -> bool:
         cfg = self.config

@@ -21,8 +21,7 @@ READ_CHUNK = 1 << 18
 # Above this much unsent data, a write waits for the peer to drain it (bounded memory per connection).
 WRITE_HIGH_WATER = 1 << 20
 
-C = TypeVar("C", ClientConnection, ServerConnection)
-Ev = TypeVar("Ev", ClientEvent, ServerEvent)
+C = TypeVar("C", bound=ClientConnection | ServerConnection)
 
 
 class Wire(Generic[C]):
@@ -112,7 +111,7 @@ class Wire(Generic[C]):
             frame = self.conn.fail(Code.TIMEOUT, f"a frame took over {self._frame_timeout_s:.0f} s to arrive")
             self.writer.write(frame)
             raise RemoteProtocolError(
-                f"{self.peer} sends too slowly: a frame is still incomplete after {self._frame_timeout_s:.0f} s",
+                f"{self.peer} sends too slowly: a frame is incomplete after {self._frame_timeout_s:.0f} s",
                 code=Code.TIMEOUT,
             )
 
