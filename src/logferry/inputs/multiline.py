@@ -11,7 +11,8 @@ checkpoint while a record is pending: a restart must read the record's lines aga
 A record is bounded by ``max_record_bytes``: a continuation that would make it larger completes the pending
 record and begins a new one (memory stays bounded; nothing is dropped).
 
-This module is pure: no I/O, no clock (the caller passes ``now_s``), and it never drops a line.
+This module is pure: no I/O, no clock (the caller passes ``now_s``). It never drops a non-blank line
+(blank lines between records and at the end of a record carry nothing and are left out).
 """
 
 from __future__ import annotations
