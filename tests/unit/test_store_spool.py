@@ -160,3 +160,17 @@ async def test_kill_9_leaves_whole_batches_and_consistent_next_seq(tmp_path: Pat
     assert [r.seq for r in recs] == list(range(1, last + 1))
     assert await spool.checkpoints() == {"file": str(last).encode()}  # read position matches the records
     await spool.close()
+
+
+async def test_an_empty_checkpoint_value_forgets_the_key_once_acked(tmp_path: Path) -> None:
+    spool = await Spool.open(tmp_path / "spool.db")
+    try:
+        await spool.append([Entry(1, 6, "h", "p", "a")], {"tail:1:2": b"pos"})
+        await spool.append([Entry(1, 6, "h", "p", "b")], {"tail:1:2": b""})  # the file was rotated away
+        assert await spool.checkpoints() == {}
+        await spool.ack([(1, 2)])
+        assert await spool.acked_checkpoints() == {}
+        rows = await spool._db.read(lambda c: c.execute("SELECT count(*) FROM checkpoints").fetchone())
+        assert rows == (0,)
+    finally:
+        await spool.close()

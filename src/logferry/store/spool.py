@@ -305,6 +305,8 @@ def _advance(conn: sqlite3.Connection, at: int, kept: int) -> tuple[int, int]:
             "UPDATE checkpoints SET acked = ?, updated_ns = ? WHERE key = ?",
             [(v, now, k) for k, v in marks.items()],
         )
+        # A forgotten key whose forgetting is acknowledged too is gone for good: rotations do not pile up.
+        conn.execute("DELETE FROM checkpoints WHERE spooled = x'' AND acked = x''")
     return at, kept
 
 
@@ -324,5 +326,8 @@ def _prune(conn: sqlite3.Connection, at: int, kept: int, keep: int) -> int:
 
 def _key_values(conn: sqlite3.Connection, column: str) -> dict[str, bytes]:
     # ``column`` is one of two literals chosen above, never user input.
-    rows = conn.execute(f"SELECT key, {column} FROM checkpoints WHERE {column} IS NOT NULL")
+    # An empty value is an input's "forget this key" (inputs.DELETE_CHECKPOINT): not a position to resume.
+    rows = conn.execute(
+        f"SELECT key, {column} FROM checkpoints WHERE {column} IS NOT NULL AND {column} != x''"
+    )
     return {k: bytes(v) for k, v in rows}
