@@ -17,10 +17,8 @@ seconds) and nonces are passed in, and only the transport arms timers (``next_de
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, NoReturn, TypeVar
+from typing import Generic, NoReturn
 
 from logferry.errors import LocalProtocolError, RemoteProtocolError
 from logferry.protocol import auth
@@ -44,127 +42,41 @@ from logferry.protocol.messages import (
     Pong,
     Welcome,
 )
+from logferry.protocol.state import (
+    TRANSITIONS,
+    Acked,
+    Authenticated,
+    BatchReceived,
+    ClientEvent,
+    CreditChanged,
+    Dir,
+    E,
+    Nacked,
+    Opened,
+    PeerClosed,
+    ServerEvent,
+    Side,
+    State,
+)
+
+__all__ = [
+    "Acked",
+    "Authenticated",
+    "BatchReceived",
+    "ClientConnection",
+    "ClientEvent",
+    "CreditChanged",
+    "Nacked",
+    "Opened",
+    "PeerClosed",
+    "ServerConnection",
+    "ServerEvent",
+    "State",
+]
 
 MISSED_HEARTBEATS = 3  # silence for this many heartbeat intervals means the peer is gone
 MAX_REASON_CHARS = 200  # a Goodbye reason we generate is cut here: it explains, it does not dump
 _ROLES = frozenset(int(r) for r in PeerRole)
-
-
-class Side(enum.Enum):
-    CLIENT = "client"
-    SERVER = "server"
-
-
-class State(enum.Enum):
-    IDLE = "idle"  # client: start() not called yet
-    AWAIT_CHALLENGE = "await-challenge"  # client: Hello sent
-    CHALLENGED = "challenged"  # client, transient: Challenge read, Auth being queued
-    AWAIT_WELCOME = "await-welcome"  # client: Auth sent
-    AWAIT_HELLO = "await-hello"  # server: nothing read yet
-    GREETED = "greeted"  # server, transient: Hello read, Challenge being queued
-    AWAIT_AUTH = "await-auth"  # server: Challenge sent
-    AUTHENTICATED = "authenticated"  # server: Auth verified, the application must call welcome()
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class Dir(enum.Enum):
-    SEND = "send"
-    RECV = "receive"
-
-
-_C, _S = Side.CLIENT, Side.SERVER
-_LIVE = {
-    _C: (State.IDLE, State.AWAIT_CHALLENGE, State.CHALLENGED, State.AWAIT_WELCOME, State.OPEN),
-    _S: (State.AWAIT_HELLO, State.GREETED, State.AWAIT_AUTH, State.AUTHENTICATED, State.OPEN),
-}
-_SEND, _RECV = Dir.SEND, Dir.RECV
-
-TRANSITIONS: dict[tuple[Side, State, Dir, type[Message]], State] = {
-    # client handshake
-    (_C, State.IDLE, _SEND, Hello): State.AWAIT_CHALLENGE,
-    (_C, State.AWAIT_CHALLENGE, _RECV, Challenge): State.CHALLENGED,
-    (_C, State.CHALLENGED, _SEND, Auth): State.AWAIT_WELCOME,
-    (_C, State.AWAIT_WELCOME, _RECV, Welcome): State.OPEN,
-    # server handshake
-    (_S, State.AWAIT_HELLO, _RECV, Hello): State.GREETED,
-    (_S, State.GREETED, _SEND, Challenge): State.AWAIT_AUTH,
-    (_S, State.AWAIT_AUTH, _RECV, Auth): State.AUTHENTICATED,
-    (_S, State.AUTHENTICATED, _SEND, Welcome): State.OPEN,
-    # the open session: batches flow client → server, verdicts and credit server → client
-    (_C, State.OPEN, _SEND, Batch): State.OPEN,
-    (_C, State.OPEN, _RECV, Ack): State.OPEN,
-    (_C, State.OPEN, _RECV, Nack): State.OPEN,
-    (_C, State.OPEN, _RECV, Credit): State.OPEN,
-    (_S, State.OPEN, _RECV, Batch): State.OPEN,
-    (_S, State.OPEN, _SEND, Ack): State.OPEN,
-    (_S, State.OPEN, _SEND, Nack): State.OPEN,
-    (_S, State.OPEN, _SEND, Credit): State.OPEN,
-    # heartbeats, both ways, once open (the handshake has its own timeout instead)
-    **{(side, State.OPEN, d, kind): State.OPEN for side in Side for d in Dir for kind in (Ping, Pong)},
-    # either side may say Goodbye in any of its states before the end
-    **{(side, st, d, Goodbye): State.CLOSED for side, states in _LIVE.items() for st in states for d in Dir},
-}
-
-
-# ---- events -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """Client: the server welcomed us; ``welcome`` carries credit, limits and ``acked_through``."""
-
-    welcome: Welcome
-
-
-@dataclass(frozen=True, slots=True)
-class Acked:
-    """Client: the server durably committed a batch."""
-
-    ack: Ack
-
-
-@dataclass(frozen=True, slots=True)
-class Nacked:
-    """Client: the server refused a batch; ``nack.retry`` says whether resending can succeed."""
-
-    nack: Nack
-
-
-@dataclass(frozen=True, slots=True)
-class CreditChanged:
-    """Client: the window is now ``credit`` batches in flight."""
-
-    credit: int
-
-
-@dataclass(frozen=True, slots=True)
-class PeerClosed:
-    """Either side: the peer said Goodbye; the connection is CLOSED."""
-
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Authenticated:
-    """Server: the client passed the challenge; answer with ``welcome(acked_through)``."""
-
-    source: str
-    role: PeerRole
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class BatchReceived:
-    """Server: a batch within the credit window; answer with ``ack`` or ``nack``."""
-
-    batch: Batch
-
-
-ClientEvent = Opened | Acked | Nacked | CreditChanged | PeerClosed
-ServerEvent = Authenticated | BatchReceived | PeerClosed
-E = TypeVar("E", ClientEvent, ServerEvent)
 
 
 def _remote(message: str, code: Code) -> RemoteProtocolError:

@@ -19,9 +19,9 @@ from logferry.lifecycle import StopSignal, announce_ready
 from logferry.model import decode_body
 from logferry.protocol.connection import Authenticated
 from logferry.protocol.messages import Batch, Code
-from logferry.roles.server import LogferryListener, store_durability
+from logferry.roles.server import LogferryListener, server_limits, store_durability
 from logferry.store.records import RecordStore
-from logferry.transport.serve import BatchRefused, ServerLimits
+from logferry.transport.serve import BatchRefused
 
 log = logging.getLogger("logferry.collector")
 
@@ -79,14 +79,7 @@ class Collector:
             "collector",
             cfg.listen,
             sink,
-            ServerLimits(
-                credit=cfg.credit,
-                max_frame_bytes=cfg.max_frame_bytes,
-                heartbeat_ms=int(cfg.heartbeat_s * 1000),
-                handshake_timeout_s=cfg.handshake_timeout_s,
-                write_timeout_s=cfg.write_timeout_s,
-                frame_timeout_s=cfg.idle_timeout_s,
-            ),
+            server_limits(cfg),
             dict(cfg.relays),
             cfg.accepts_unknown_relays(),
         )

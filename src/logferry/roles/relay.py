@@ -23,10 +23,10 @@ from logferry.model import Codec, decode_body
 from logferry.pipeline.rules import RuleSet
 from logferry.protocol.connection import Authenticated
 from logferry.protocol.messages import Ack, Batch, Code, PeerRole
-from logferry.roles.server import LogferryListener, store_durability
+from logferry.roles.server import LogferryListener, server_limits, store_durability
 from logferry.store.journal import Journal
 from logferry.transport.sender import Outgoing, Sender, SenderConfig
-from logferry.transport.serve import BatchRefused, ServerLimits
+from logferry.transport.serve import BatchRefused
 
 log = logging.getLogger("logferry.relay")
 
@@ -126,14 +126,7 @@ class Relay:
             "relay",
             cfg.listen,
             sink,
-            ServerLimits(
-                credit=cfg.credit,
-                max_frame_bytes=cfg.max_frame_bytes,
-                heartbeat_ms=int(cfg.heartbeat_s * 1000),
-                handshake_timeout_s=cfg.handshake_timeout_s,
-                write_timeout_s=cfg.write_timeout_s,
-                frame_timeout_s=cfg.idle_timeout_s,
-            ),
+            server_limits(cfg),
             device_tokens(cfg),
             cfg.accepts_unknown_devices(),
         )

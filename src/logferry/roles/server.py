@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from logferry.config import parse_address
+from logferry.config import CollectorConfig, RelayConfig, parse_address
 from logferry.config.schema import Durability as ConfigDurability
 from logferry.store.sqlite import Durability
 from logferry.transport.listener import TrackedServer
@@ -22,6 +22,18 @@ log = logging.getLogger("logferry")
 
 def store_durability(value: ConfigDurability) -> Durability:
     return Durability.FULL if value is ConfigDurability.FULL else Durability.NORMAL
+
+
+def server_limits(cfg: RelayConfig | CollectorConfig) -> ServerLimits:
+    """The bounds a server puts on each peer, from its config."""
+    return ServerLimits(
+        credit=cfg.credit,
+        max_frame_bytes=cfg.max_frame_bytes,
+        heartbeat_ms=int(cfg.heartbeat_s * 1000),
+        handshake_timeout_s=cfg.handshake_timeout_s,
+        write_timeout_s=cfg.write_timeout_s,
+        frame_timeout_s=cfg.idle_timeout_s,
+    )
 
 
 def token_lookup(tokens: dict[str, str]) -> Callable[[str], bytes | None]:
