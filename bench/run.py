@@ -132,8 +132,11 @@ def run_logferry(run: Runner, plan: Plan) -> None:
         return
 
     def tput() -> dict[str, Any]:
-        rates = [logferry_side.throughput(cmd, plan.n, rep, plan.timeout) for rep in range(plan.reps)]
-        return throughput_result(rates)
+        pairs = [logferry_side.throughput(cmd, plan.n, rep, plan.timeout) for rep in range(plan.reps)]
+        result = throughput_result([durable for durable, _ in pairs])
+        result["searchable_msgs_per_s"] = median([rows for _, rows in pairs])
+        result["searchable_reps"] = [rows for _, rows in pairs]
+        return result
 
     if run.step("logferry", "throughput", tput) is None and isinstance(
         run.last_exc, logferry_side.StartupError
@@ -176,6 +179,10 @@ def table(results: dict[str, Any]) -> str:
             f"{_fmt(_get(results, key, 'loss', 'lost'), ',.0f'):>9} "
             f"{_fmt(_get(results, key, 'loss', 'duplicated'), ',.0f'):>7}  {killed}"
         )
+    searchable = _get(results, "logferry", "throughput", "searchable_msgs_per_s")
+    lines.append(
+        f"logferry, until all N are searchable rows at the collector: {_fmt(searchable, ',.0f')} msgs/s"
+    )
     lines.append("")
     for peer in ("rsyslog_plain", "rsyslog_reliable"):
         ratios = results["ratios"][f"logferry/{peer}"]

@@ -42,9 +42,9 @@ def test_defaults_without_a_file() -> None:
     assert (agent.relay, agent.durability, agent.compression) == (
         "127.0.0.1:5170",
         Durability.NORMAL,
-        Compression.NONE,
+        Compression.ZSTD,
     )
-    assert (agent.batch_max_records, agent.batch_max_wait_s, agent.inputs) == (1000, 0.05, [])
+    assert (agent.batch_max_records, agent.batch_max_wait_s, agent.inputs) == (1000, 0.01, [])
     relay = load_relay()
     assert (relay.listen, relay.collector, relay.credit) == ("127.0.0.1:5170", "127.0.0.1:5171", 64)
     assert (relay.max_frame_bytes, relay.durability, relay.default_action) == (

@@ -87,3 +87,25 @@ async def test_reopen_keeps_records_and_index_position(tmp_path: Path) -> None:
     assert len(await store.search("request")) == 3
     assert (await store.commit("r", "d", [rec(2)])).duplicates == 1
     await store.close()
+
+
+async def test_inbox_is_durable_at_once_and_becomes_deduped_rows(tmp_path: Path) -> None:
+    from logferry.model import Codec, encode_body
+
+    store = await RecordStore.open(tmp_path / "r.db", Durability.NORMAL)
+    body = encode_body([rec(s) for s in range(1, 6)], Codec.ZSTD)
+    await store.receive("relay1", "dev1", 5, Codec.ZSTD, body)
+    await store.receive("relay1", "dev1", 5, Codec.ZSTD, body)  # a resend after a lost ack
+    assert (store.inbox_records, await store.count()) == (10, 0)
+    assert await store.inbox_oldest_ns() is not None
+    await store.close()
+    store = await RecordStore.open(tmp_path / "r.db", Durability.NORMAL)  # the inbox survives a restart
+    assert store.inbox_records == 10 and store.inbox_bytes == 2 * len(body)
+    assert await store.materialize(1, 1 << 20) == 5
+    assert await store.materialize(10, 1 << 20) == 5
+    assert await store.materialize(10, 1 << 20) == 0
+    assert (store.inbox_records, store.inbox_bytes, await store.count()) == (0, 0, 5)
+    assert await store.inbox_oldest_ns() is None
+    got = await store.get("dev1", 3)
+    assert got is not None and got.record == rec(3) and got.relay == "relay1"
+    await store.close()

@@ -144,10 +144,11 @@ class AgentConfig(_Section):
     batch_max_bytes: Annotated[
         int, opt("Encoded bytes per batch at most (below the relay's frame limit).", ge=1024)
     ] = 1 * MiB
-    batch_max_wait_s: Annotated[float, opt("Seconds a partial batch waits for more records.", ge=0)] = 0.05
-    compression: Annotated[Compression, opt("Batch compression toward the relay: none or zstd.")] = (
-        Compression.NONE
-    )
+    batch_max_wait_s: Annotated[float, opt("Seconds a partial batch waits for more records.", ge=0)] = 0.01
+    compression: Annotated[
+        Compression,
+        opt("Batch compression in the spool and toward the relay: zstd (less disk and network) or none."),
+    ] = Compression.ZSTD
     reconnect_min_s: Annotated[
         float, opt("First delay before reconnecting; doubles on each failure.", gt=0)
     ] = 0.2
@@ -253,7 +254,23 @@ class CollectorConfig(_ServerSection):
         bool | None,
         opt("Accept relays not listed in relays.", default_doc="true if no relays are listed, else false"),
     ] = None
-    fts_batch_rows: Annotated[int, opt("Rows indexed for full-text search per transaction.", ge=1)] = 1000
+    fts_batch_rows: Annotated[int, opt("Rows indexed for full-text search per transaction.", ge=1)] = 5000
+    max_inbox_bytes: Annotated[
+        int,
+        opt(
+            "Batches received but not yet turned into searchable rows, at most; beyond it relays are "
+            "acknowledged only as rows are written (they slow down, nothing is dropped).",
+            ge=1 * MiB,
+        ),
+    ] = 256 * MiB
+    max_search_lag_s: Annotated[
+        float,
+        opt(
+            "While relays are sending, turning batches into searchable rows waits (acknowledging comes "
+            "first) until a batch has waited this long or the inbox is half full.",
+            ge=0,
+        ),
+    ] = 10.0
 
     def accepts_unknown_relays(self) -> bool:
         """The effective allow_unknown_relays: open when no relay is listed, closed once one is."""

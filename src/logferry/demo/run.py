@@ -48,6 +48,9 @@ level = "debug"
 """
 
 FATES = {1: "forwarded", 2: "redacted", 3: "held", 4: "dropped", 5: "released", 6: "purged"}
+STORED_SQL = (
+    "SELECT (SELECT COALESCE(SUM(count), 0) FROM sources) + (SELECT COALESCE(SUM(count), 0) FROM inbox)"
+)
 TICK_S = 0.25
 PLAIN_EVERY_S = 5.0
 DRAIN_TIMEOUT_S = 30.0
@@ -132,9 +135,8 @@ class Demo:
         for fate, n in _one(journal, "SELECT fate, SUM(n) FROM counters GROUP BY fate"):
             snap.fates[FATES.get(int(fate), str(fate))] = int(n)  # type: ignore[call-overload]
         snap.outbox = _num(_one(journal, "SELECT COALESCE(SUM(count), 0) FROM outbox WHERE acked = 0"))
-        snap.stored = _num(
-            _one(self.root / "collector" / "records.db", "SELECT COALESCE(SUM(count), 0) FROM sources")
-        )
+        # Stored = turned into rows, plus batches committed to the inbox and not yet turned into rows.
+        snap.stored = _num(_one(self.root / "collector" / "records.db", STORED_SQL))
         return snap
 
     def settled(self, snap: Snapshot) -> bool:

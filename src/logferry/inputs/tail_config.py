@@ -89,7 +89,7 @@ class TailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     )
     max_batch_wait_s: Annotated[
         float, _opt("Longest a read record waits for its batch to fill while files still have data.", ge=0)
-    ] = 0.05
+    ] = 0.01
     detect_level: Annotated[
         bool, _opt("Guess each record's level from tokens like ERROR, level=warn, [debug], <3>; else INFO.")
     ] = True

@@ -15,6 +15,7 @@ import logging
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from logferry.config import AgentConfig, Compression, StdinInput, TailInput, parse_address, read_token
@@ -46,6 +47,47 @@ class SpoolQueue:
     async def acked(self, key: int, ack: Ack) -> None:
         await self.spool.ack(ack.ranges)
         self.progress.set()
+
+
+class SpoolWriter:
+    """The inputs' ``emit``: appends to the spool with up to ``depth`` appends in flight.
+
+    An input may read its next batch while the previous one commits: the spool's writer queue keeps appends
+    in the order they were made, and each carries its own read position, so after a crash the input resumes
+    exactly after the last batch that was committed. A failed append stops the inputs.
+    """
+
+    def __init__(self, spool: Spool, notify: Callable[[], None], depth: int = 4) -> None:
+        self.spool = spool
+        self.notify = notify
+        self._slots = asyncio.Semaphore(depth)
+        self._in_flight: set[asyncio.Future[tuple[int, int]]] = set()
+        self._failure: BaseException | None = None
+
+    async def emit(self, entries: list[Entry], checkpoints: dict[str, bytes]) -> None:
+        if self._failure is not None:
+            raise self._failure
+        await self._slots.acquire()
+        await self.spool.wait_for_room()
+        task = asyncio.ensure_future(self.spool.append(entries, checkpoints))  # queued now, in order
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[tuple[int, int]]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            self._failure = task.exception()
+            log.error("cannot write to the spool: %s", self._failure)
+        else:
+            self.notify()
+
+    async def flush(self) -> None:
+        """Wait for the appends in flight; raise the first failure."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight))
+        if self._failure is not None:
+            raise self._failure
 
 
 class Agent:
@@ -84,19 +126,15 @@ class Agent:
             on_open=lambda welcome: self._on_open(spool, welcome),
         )
 
-        async def emit(entries: list[Entry], checkpoints: dict[str, bytes]) -> None:
-            await spool.wait_for_room()
-            await spool.append(entries, checkpoints)
-            sender.notify()
-
+        writer = SpoolWriter(spool, sender.notify)
         sender_stop = asyncio.Event()
         shipping = asyncio.create_task(sender.run(sender_stop))
         checkpoints = await spool.checkpoints()
-        readers = [asyncio.create_task(self._run_input(i, checkpoints, emit)) for i in cfg.inputs]
+        readers = [asyncio.create_task(self._run_input(i, checkpoints, writer.emit)) for i in cfg.inputs]
         announce_ready("agent", {}, source=cfg.source, relay=cfg.relay, data=str(self.data_dir))
         try:
             if self.exit_when_done:
-                done = asyncio.create_task(self._drained(queue, readers))
+                done = asyncio.create_task(self._drained(queue, readers, writer))
                 stopped = asyncio.create_task(stop.wait())
                 await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
@@ -107,6 +145,7 @@ class Agent:
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+            await writer.flush()
             sender_stop.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(shipping, 10)
@@ -130,9 +169,12 @@ class Agent:
         if held > spool.acked_through:
             await spool.ack([(1, held)])
 
-    async def _drained(self, queue: SpoolQueue, readers: list[asyncio.Task[None]]) -> None:
+    async def _drained(
+        self, queue: SpoolQueue, readers: list[asyncio.Task[None]], writer: SpoolWriter
+    ) -> None:
         """Wait until every input ended and the relay acknowledged all that they produced."""
         await asyncio.gather(*readers)
+        await writer.flush()
         spool = queue.spool
         while spool.acked_through < spool.next_seq - 1:
             queue.progress.clear()

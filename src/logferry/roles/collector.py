@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 
 import msgspec
@@ -21,21 +22,27 @@ from logferry.protocol.connection import Authenticated
 from logferry.protocol.messages import Batch, Code
 from logferry.roles.server import LogferryListener, server_limits, store_durability
 from logferry.store.records import RecordStore
+from logferry.store.runs import ranges_of
 from logferry.transport.serve import BatchRefused
 
 log = logging.getLogger("logferry.collector")
 
 MAX_BODY_BYTES = 256 << 20  # decompressed bound per batch: a zstd bomb cannot exhaust memory
 INDEX_IDLE_S = 0.5
+MATERIALIZE_BATCHES = 4
+INGEST_QUIET_S = 0.05  # no batch for this long: relays are quiet, indexing may take the CPU
 
 
 class CollectorSink:
     """Commits relays' batches into the record store."""
 
-    def __init__(self, store: RecordStore, max_body_bytes: int) -> None:
+    def __init__(self, store: RecordStore, max_body_bytes: int, max_inbox_bytes: int) -> None:
         self.store = store
         self.max_body_bytes = max_body_bytes
-        self.committed = asyncio.Event()
+        self.max_inbox_bytes = max_inbox_bytes
+        self.committed = asyncio.Event()  # the materializer has work
+        self.last_receive = 0.0  # monotonic time of the last batch received
+        self.room = asyncio.Event()  # the materializer made room in the inbox
         self.peers: dict[str, str] = {}  # address -> relay name
 
     async def opened(self, peer: Authenticated, address: str) -> int:
@@ -52,15 +59,14 @@ class CollectorSink:
             raise BatchRefused(
                 Code.MALFORMED, f"batch says {batch.count} records but holds {len(records)}", retry=False
             )
-        result = await self.store.commit(peer.source, batch.source, records)
-        if result.conflicts:
-            log.warning(
-                "%d records of %s arrived again with a different digest: kept as conflicts",
-                result.conflicts,
-                batch.source,
-            )
+        # Bounded: past max_inbox_bytes a relay waits for rows to be written (its window fills, it slows).
+        while self.store.inbox_bytes > self.max_inbox_bytes:
+            self.room.clear()
+            await self.room.wait()
+        await self.store.receive(peer.source, batch.source, len(records), batch.codec, batch.body)
+        self.last_receive = time.monotonic()
         self.committed.set()
-        return [(a, b) for a, b in result.ranges]
+        return ranges_of([r.seq for r in records])
 
     def closed(self, peer: Authenticated | None, address: str, reason: str) -> None:
         self.peers.pop(address, None)
@@ -74,7 +80,7 @@ class Collector:
     async def run(self, stop: StopSignal) -> int:
         cfg = self.config
         store = await RecordStore.open(self.data_dir / "records.db", store_durability(cfg.durability))
-        sink = CollectorSink(store, MAX_BODY_BYTES)
+        sink = CollectorSink(store, MAX_BODY_BYTES, cfg.max_inbox_bytes)
         listener = LogferryListener(
             "collector",
             cfg.listen,
@@ -83,7 +89,7 @@ class Collector:
             dict(cfg.relays),
             cfg.accepts_unknown_relays(),
         )
-        indexer = asyncio.create_task(self._index(store, sink.committed))
+        indexer = asyncio.create_task(self._materialize(store, sink))
         try:
             address = await listener.start()
             announce_ready("collector", {"logferry": address}, data=str(self.data_dir))
@@ -98,13 +104,35 @@ class Collector:
         log.info("collector stopped")
         return 0
 
-    async def _index(self, store: RecordStore, committed: asyncio.Event) -> None:
-        """Keep the full-text index close behind ingestion without ever holding ingestion up."""
+    async def _materialize(self, store: RecordStore, sink: CollectorSink) -> None:
+        """Turn received batches into rows, then index them for search, behind ingestion.
+
+        Acknowledging relays comes first: while batches keep arriving, this waits, unless a batch has
+        waited ``max_search_lag_s`` or the inbox is half full. Each step is one short transaction in the
+        store's writer queue. Search trails ingestion; storage never does.
+        """
+        cfg = self.config
+        rows = cfg.fts_batch_rows
         while True:
-            committed.clear()
-            indexed = await store.index_pending(self.config.fts_batch_rows)
-            if indexed < self.config.fts_batch_rows:
+            sink.committed.clear()
+            if store.inbox_records and await self._should_wait(store, sink):
+                await asyncio.sleep(INGEST_QUIET_S)
+                continue
+            taken = await store.materialize(MATERIALIZE_BATCHES, MAX_BODY_BYTES)
+            if taken:
+                sink.room.set()
+            indexed = await store.index_pending(rows)
+            if not taken and indexed < rows:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(committed.wait(), INDEX_IDLE_S)
+                    await asyncio.wait_for(sink.committed.wait(), INDEX_IDLE_S)
             else:
                 await asyncio.sleep(0)
+
+    async def _should_wait(self, store: RecordStore, sink: CollectorSink) -> bool:
+        cfg = self.config
+        if time.monotonic() - sink.last_receive >= INGEST_QUIET_S:
+            return False  # relays are quiet: index now
+        if store.inbox_bytes >= cfg.max_inbox_bytes // 2:
+            return False
+        oldest = await store.inbox_oldest_ns()
+        return oldest is not None and (time.time_ns() - oldest) / 1e9 < cfg.max_search_lag_s

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from logferry.errors import StoreError
-from logferry.model import Record
+from logferry.model import Record, decode_body
 from logferry.store.runs import Range, ranges_of
 from logferry.store.sqlite import Database, Durability
 
@@ -49,6 +49,16 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (source, seq, digest)
     );
     CREATE TABLE sources(source TEXT PRIMARY KEY, count INTEGER NOT NULL, max_seq INTEGER NOT NULL);
+    """,
+    # The inbox: batches exactly as they arrived, committed before the relay is acknowledged. Turning them
+    # into rows (dedupe, conflicts) and indexing them follows behind, so acknowledging a relay costs one
+    # blob insert however many records the batch holds.
+    """
+    CREATE TABLE inbox(
+        id INTEGER PRIMARY KEY,
+        relay TEXT NOT NULL, source TEXT NOT NULL, count INTEGER NOT NULL, codec INTEGER NOT NULL,
+        bytes INTEGER NOT NULL, received_ns INTEGER NOT NULL, body BLOB NOT NULL
+    );
     """,
 )
 
@@ -89,67 +99,141 @@ def _stored(row: Any) -> StoredRecord:
     return StoredRecord(source, relay, received_ns, Record(seq, ts_ns, level, host, path, msg, found, digest))
 
 
+def _store_rows(
+    conn: sqlite3.Connection, relay: str, source: str, records: Sequence[Record], received_ns: int
+) -> CommitResult:
+    seqs = [r.seq for r in records]
+    known: dict[int, bytes] = dict(
+        conn.execute(
+            "SELECT seq, digest FROM records WHERE source = ? AND seq BETWEEN ? AND ?",
+            (source, min(seqs), max(seqs)),
+        ).fetchall()
+    )
+    new: list[tuple[object, ...]] = []
+    clashes: list[tuple[object, ...]] = []
+    duplicates = top = 0
+    encode = _json.encode
+    for r in records:
+        digest = known.get(r.seq)
+        if digest == r.digest:
+            duplicates += 1
+            continue
+        fields = encode(r.fields).decode() if r.fields else None
+        row = (source, r.seq, r.ts_ns, r.level, r.host, r.path, r.msg, fields, r.digest, relay, received_ns)
+        if digest is None:
+            known[r.seq] = r.digest  # a seq twice in one batch is a duplicate or a conflict too
+            new.append(row)
+            top = max(top, r.seq)
+        else:
+            clashes.append(row)
+    if new:
+        conn.executemany(f"INSERT INTO records({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", new)
+        conn.execute(
+            "INSERT INTO sources VALUES (?, ?, ?) ON CONFLICT(source) DO UPDATE SET "
+            "count = count + excluded.count, max_seq = MAX(max_seq, excluded.max_seq)",
+            (source, len(new), top),
+        )
+    if clashes:
+        conn.executemany(
+            f"INSERT OR IGNORE INTO conflicts({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", clashes
+        )
+    return CommitResult(ranges_of(seqs), len(new), duplicates, len(clashes))
+
+
 class RecordStore:
     """The collector's store. Create with ``await RecordStore.open(...)``; close with ``await close()``."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._inbox_bytes = 0
+        self._inbox_records = 0
 
     @classmethod
     async def open(cls, path: Path | str, durability: Durability = Durability.FULL) -> RecordStore:
         db = await Database.open(
             path, MIGRATIONS, durability, "records", application_id=RECORDS_APPLICATION_ID
         )
-        return cls(db)
+        store = cls(db)
+        try:
+            store._inbox_records, store._inbox_bytes = await db.read(
+                lambda c: c.execute(
+                    "SELECT COALESCE(SUM(count), 0), COALESCE(SUM(bytes), 0) FROM inbox"
+                ).fetchone()
+            )
+        except BaseException:
+            await db.close()
+            raise
+        return store
 
     async def close(self) -> None:
         await self._db.close()
 
     async def commit(self, relay: str, source: str, records: Sequence[Record]) -> CommitResult:
-        """Store a batch in one transaction; duplicates skipped, conflicts flagged."""
+        """Store a batch as rows in one transaction; duplicates skipped, conflicts flagged."""
         if not records:
             return CommitResult([], 0, 0, 0)
-        seqs = [r.seq for r in records]
-        lo, hi = min(seqs), max(seqs)
+        return await self._db.write(lambda conn: _store_rows(conn, relay, source, records, time.time_ns()))
 
-        def run(conn: sqlite3.Connection) -> CommitResult:
-            now = time.time_ns()
-            known: dict[int, bytes] = dict(
-                conn.execute(
-                    "SELECT seq, digest FROM records WHERE source = ? AND seq BETWEEN ? AND ?",
-                    (source, lo, hi),
-                ).fetchall()
+    async def receive(self, relay: str, source: str, count: int, codec: int, body: bytes) -> None:
+        """Commit a batch body as it arrived (already checked to decode); it becomes rows in ``materialize``.
+
+        Once this returns the batch is durable here: the relay may be acknowledged.
+        """
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO inbox(relay, source, count, codec, bytes, received_ns, body) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (relay, source, count, codec, len(body), time.time_ns(), body),
             )
-            new: list[tuple[object, ...]] = []
-            clashes: list[tuple[object, ...]] = []
-            duplicates = top = 0
-            for r in records:
-                digest = known.get(r.seq)
-                if digest == r.digest:
-                    duplicates += 1
-                    continue
-                fields = _json.encode(r.fields).decode() if r.fields else None
-                row = (source, r.seq, r.ts_ns, r.level, r.host, r.path, r.msg, fields, r.digest, relay, now)
-                if digest is None:
-                    known[r.seq] = r.digest  # a seq twice in one batch is a duplicate or a conflict too
-                    new.append(row)
-                    top = max(top, r.seq)
-                else:
-                    clashes.append(row)
-            if new:
-                conn.executemany(f"INSERT INTO records({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", new)
-                conn.execute(
-                    "INSERT INTO sources VALUES (?, ?, ?) ON CONFLICT(source) DO UPDATE SET "
-                    "count = count + excluded.count, max_seq = MAX(max_seq, excluded.max_seq)",
-                    (source, len(new), top),
-                )
-            if clashes:
-                conn.executemany(
-                    f"INSERT OR IGNORE INTO conflicts({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", clashes
-                )
-            return CommitResult(ranges_of(seqs), len(new), duplicates, len(clashes))
 
-        return await self._db.write(run)
+        await self._db.write(run)
+        self._inbox_bytes += len(body)
+        self._inbox_records += count
+
+    async def inbox_oldest_ns(self) -> int | None:
+        """When the oldest batch still in the inbox was received (None: the inbox is empty)."""
+        row = await self._db.read(
+            lambda c: c.execute("SELECT received_ns FROM inbox ORDER BY id LIMIT 1").fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    @property
+    def inbox_bytes(self) -> int:
+        return self._inbox_bytes
+
+    @property
+    def inbox_records(self) -> int:
+        return self._inbox_records
+
+    async def materialize(self, max_batches: int, max_body_bytes: int) -> int:
+        """Turn the oldest inbox batches into rows (dedupe, conflicts) and drop them from the inbox, in one
+        transaction. Returns the number of records taken from the inbox."""
+
+        def run(conn: sqlite3.Connection) -> tuple[int, int]:
+            rows = conn.execute(
+                "SELECT id, relay, source, count, codec, bytes, received_ns, body "
+                "FROM inbox ORDER BY id LIMIT ?",
+                (max_batches,),
+            ).fetchall()
+            taken = nbytes = 0
+            for _id, relay, source, count, codec, size, received_ns, body in rows:
+                try:
+                    records = decode_body(body, codec, max_body_bytes)
+                except (ValueError, msgspec.DecodeError) as exc:
+                    # Checked at receive time, so only disk corruption gets here: keep the evidence.
+                    raise StoreError(f"inbox batch {_id} of {source} no longer decodes: {exc}") from exc
+                _store_rows(conn, relay, source, records, received_ns)
+                taken += count
+                nbytes += size
+            if rows:
+                conn.execute("DELETE FROM inbox WHERE id <= ?", (rows[-1][0],))
+            return taken, nbytes
+
+        taken, nbytes = await self._db.write(run)
+        self._inbox_records -= taken
+        self._inbox_bytes -= nbytes
+        return taken
 
     async def index_pending(self, max_rows: int) -> int:
         """Add the next ``max_rows`` stored records (by rowid) to the full-text index; returns how many."""
