@@ -353,11 +353,11 @@ def loss(cmd: list[str], n: int, kill_at: float, quiet: float, timeout: float) -
                 raise BenchError(f"logferry: {records.progress()} of {target} records before the kill")
             cluster.check_alive()
             time.sleep(0.02)
-        at_kill = records.count()
+        at_kill = records.progress()
         relay_port = cluster.relay_addr.rsplit(":", 1)[1]
         cluster.procs.pop("relay").kill9()
         cluster.start_relay(listen=f"127.0.0.1:{relay_port}")
-        log(f"logferry relay killed at {at_kill} records at the collector; restarted on port {relay_port}")
+        log(f"logferry relay killed at {at_kill} records durable at the collector; restarted on {relay_port}")
         fed = feeder
         wait_for("the feeder to finish", lambda: not fed.alive(), timeout, interval=0.2)
         wait_quiescent("collector records", records.count, quiet=quiet, timeout=timeout)

@@ -101,3 +101,32 @@ def test_restarted_server_listens_again_within_one_second(procs: Procs, tmp_path
     elapsed = time.monotonic() - started
     assert restarted.port() == port
     assert elapsed < 1.0, f"relay took {elapsed:.2f}s to listen again"
+
+
+def test_backlog_waits_on_disk_while_the_collector_is_down(procs: Procs, tmp_path: Path) -> None:
+    """The relay keeps acknowledging agents into its outbox with no collector, and drains when one comes."""
+    collector = procs.start("collector", "--data", str(tmp_path / "collector"), "--listen", "127.0.0.1:0")
+    port = collector.address()
+    collector.terminate()
+    config = tmp_path / "relay.toml"
+    config.write_text("[relay]\nheartbeat_s = 1\n", encoding="utf-8")
+    relay = procs.start("relay", "--config", str(config), "--data", str(tmp_path / "relay"),
+                        "--listen", "127.0.0.1:0", "--collector", port)  # fmt: skip
+    log = tmp_path / "app.log"
+    write_lines(log, 1, 20_000)
+    procs.start("agent", "--data", str(tmp_path / "agent"), "--relay", relay.address(), "--source", "dev-d",
+                "--tail", str(log))  # fmt: skip
+    journal = tmp_path / "relay" / "journal.db"
+    wait_until(
+        lambda: (
+            (query(journal, "SELECT COALESCE(SUM(count), 0) FROM outbox WHERE acked = 0") or [(0,)])[0][0]
+            == 20_000
+        ),
+        60,
+        "20,000 records waiting in the relay's outbox",
+    )
+    procs.start("collector", "--data", str(tmp_path / "collector"), "--listen", port)
+    records = tmp_path / "collector" / "records.db"
+    wait_until(lambda: (query(records, "SELECT count(*) FROM records") or [(0,)])[0][0] == 20_000, 60,
+               "the backlog to drain into the restarted collector")  # fmt: skip
+    assert query(journal, "SELECT COALESCE(SUM(count), 0) FROM outbox WHERE acked = 0") == [(0,)]

@@ -46,13 +46,6 @@ class Compression(enum.Enum):
     ZSTD = "zstd"
 
 
-class ResendPolicy(enum.Enum):
-    """What the relay does when reconciliation finds items the collector lacks."""
-
-    AUTO = "auto"
-    CONFIRM = "confirm"
-
-
 def opt(
     description: str,
     *,
@@ -205,24 +198,12 @@ class RelayConfig(_ServerSection):
         bool | None,
         opt("Accept devices not listed in devices.", default_doc="true if no devices are listed, else false"),
     ] = None
-    syslog_listen: Annotated[
-        str, opt("Address of the syslog input (RFC 6587 over TCP). Empty: off.", kind="address?")
-    ] = ""
-    line_listen: Annotated[
-        str, opt("Address of the seed's line input (name&&message). Empty: off.", kind="address?")
-    ] = ""
     compression: Annotated[Compression, opt("Batch compression toward the collector: none or zstd.")] = (
         Compression.ZSTD
     )
     outbox_keep_bytes: Annotated[
         int, opt("Forwarded and acknowledged records kept for resending after reconciliation.", ge=0)
     ] = 256 * MiB
-    reconcile_interval_s: Annotated[
-        float, opt("Seconds between reconciliations with the collector.", gt=0)
-    ] = 60.0
-    resend_policy: Annotated[
-        ResendPolicy, opt("What the collector lacks is resent at once (auto) or after an operator confirms.")
-    ] = ResendPolicy.CONFIRM
     default_action: Annotated[Action, opt("Action when no rule matches: forward, hold or drop.")] = (
         Action.FORWARD
     )
