@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import logferry_side
+import reconcile
 import rsyslog_peers
 from common import OUT_DIR, REPO_DIR, BenchError, Proc, log, median
 from install import ensure_tools, foreign_rsyslogd
@@ -150,6 +151,7 @@ def run_logferry(run: Runner, plan: Plan) -> None:
         lambda: logferry_side.latency(cmd, LATENCY_RATE, plan.lat_count, plan.warmup, plan.timeout),
     )
     run.step("logferry", "loss", lambda: logferry_side.loss(cmd, plan.n, KILL_AT, plan.quiet, plan.timeout))
+    run.step("logferry", "reconcile", lambda: reconcile.measure(10_000_000, 3))
 
 
 def _get(results: dict[str, Any], system: str, what: str, key: str) -> float:
@@ -183,6 +185,12 @@ def table(results: dict[str, Any]) -> str:
     lines.append(
         f"logferry, until all N are searchable rows at the collector: {_fmt(searchable, ',.0f')} msgs/s"
     )
+    for case, label in (("in_sync", "in sync"), ("few_differences", "3 differences")):
+        rec = results.get("logferry", {}).get("reconcile", {})
+        got = rec.get(case) if isinstance(rec, dict) else None
+        if isinstance(got, dict):
+            lines.append(f"logferry reconciliation, {got['items']:,} items, {label}: "
+                         f"{got['seconds'] * 1000:.1f} ms, {got['bytes']:,} bytes")  # fmt: skip
     lines.append("")
     for peer in ("rsyslog_plain", "rsyslog_reliable"):
         ratios = results["ratios"][f"logferry/{peer}"]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from logferry import __version__
+from logferry.cli_admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
 from logferry.config import AgentConfig, StdinInput, TailInput, check_file, example_text, load
 from logferry.config.schema import Role
 from logferry.errors import ConfigError, LogferryError
@@ -44,6 +45,7 @@ def _role_parser(
         )
     else:
         p.add_argument("--listen", help="logferry/1 listen address HOST:PORT (port 0: OS picks)")
+        p.add_argument("--api-listen", help='REST API address HOST:PORT (port 0: OS picks; "": off)')
     if role is Role.RELAY:
         p.add_argument("--collector", help="collector address HOST:PORT")
 
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, default=None, help="keep the demo's data here (default: a temp dir)"
     )
     demo.add_argument("--rate", type=int, default=200, help="lines per second per device")
+    add_admin_parsers(sub)  # status, held, audit: through a running role's REST API
     return parser
 
 
@@ -85,7 +88,8 @@ def _overrides(args: argparse.Namespace, role: Role) -> dict[str, object]:
             raise ConfigError(f"expected KEY=VALUE, got {item!r}", path="--set")
         out[key.strip()] = value
     for flag, key in (("data", "data_dir"), ("listen", "listen"), ("collector", "collector"),
-                      ("relay", "relay"), ("source", "source"), ("token", "token")):  # fmt: skip
+                      ("relay", "relay"), ("source", "source"), ("token", "token"),
+                      ("api_listen", "api_listen")):  # fmt: skip
         value = getattr(args, flag, None)
         if value is not None:
             out[key] = value
@@ -148,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in report.lines():
                 print(line, file=sys.stdout if report.ok else sys.stderr)
             return 0 if report.ok else EXIT_USAGE
+        if args.command in ADMIN_COMMANDS:
+            return run_admin(args)
         if args.command == "demo":
             from logferry.demo.run import run_demo
 

@@ -72,6 +72,12 @@ class Procs:
     ) -> Proc:
         n = sum(1 for p in self.running if p.role == role)
         log_path = self.workdir / f"{role}-{n}.log"
+        if role in ("relay", "collector") and "--api-listen" not in args:
+            # Tests run in parallel with others on this machine: never bind the default API ports.
+            args = (*args, "--api-listen", "127.0.0.1:0")
+        if role == "relay" and not any(a.startswith(("syslog_listen=", "line_listen=")) for a in args):
+            # Likewise the syslog (5514) and line (12345) inputs; put them first so a test's --set still wins.
+            args = ("--set", "syslog_listen=127.0.0.1:0", "--set", "line_listen=127.0.0.1:0", *args)
         popen = processes.spawn(role, list(args), log_path, stdin=stdin, env=env)
         proc = Proc(role, list(args), log_path, popen)
         self.running.append(proc)

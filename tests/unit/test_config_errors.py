@@ -19,8 +19,11 @@ from logferry.pipeline.rule_config import Action, RuleConfig
 
 RELAY_KEYS = """
 credit max_frame_bytes heartbeat_s handshake_timeout_s idle_timeout_s write_timeout_s durability
-shutdown_timeout_s name data_dir listen collector token token_file devices devices_file
-allow_unknown_devices compression outbox_keep_bytes default_action rules"""
+shutdown_timeout_s api_token api_token_file name data_dir listen collector api_listen token token_file
+devices devices_file
+allow_unknown_devices compression outbox_keep_bytes reconcile_interval_s resend_policy default_action rules
+syslog_listen syslog_max_message_bytes line_listen line_max_message_bytes line_idle_s line_reply
+line_invalid_reply"""
 ADDR = '"host:port" (IPv6 as "[::1]:5170"; port 0-65535, 0 lets the OS pick)'
 
 # (role, file text, the problems `logferry config check` prints, with FILE standing for the path)

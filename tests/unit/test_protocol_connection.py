@@ -37,11 +37,17 @@ from logferry.protocol.messages import (
     Credit,
     Goodbye,
     Hello,
+    ItemsAnswer,
+    ItemsQuery,
     Message,
     Nack,
     PeerRole,
     Ping,
     Pong,
+    ReconcileAnswer,
+    ReconcileQuery,
+    ResendRequest,
+    Unavailable,
     Welcome,
 )
 
@@ -141,8 +147,9 @@ def client_after_challenge(token: bytes | None = TOKEN) -> ClientConnection:
 
 # ---- the table itself -----------------------------------------------------------------------------
 
-CLIENT_SENDS = {Hello, Auth, Batch, Ping, Pong, Goodbye}
-SERVER_SENDS = {Challenge, Welcome, Ack, Nack, Credit, Ping, Pong, Goodbye}
+CLIENT_SENDS = {Hello, Auth, Batch, Ping, Pong, Goodbye, ReconcileQuery, ItemsQuery, Unavailable}
+SERVER_SENDS = {Challenge, Welcome, Ack, Nack, Credit, Ping, Pong, Goodbye, ReconcileAnswer, ItemsAnswer}
+SERVER_SENDS |= {ResendRequest}
 
 
 def test_every_row_moves_a_message_its_sender_may_send() -> None:

@@ -23,12 +23,20 @@ from logferry.protocol.messages import (
     Challenge,
     Code,
     Credit,
+    Differs,
     Goodbye,
     Hello,
+    ItemsAnswer,
+    ItemsQuery,
     Message,
     Nack,
     Ping,
     Pong,
+    RangeSummary,
+    ReconcileAnswer,
+    ReconcileQuery,
+    ResendRequest,
+    Unavailable,
     Welcome,
 )
 
@@ -52,6 +60,20 @@ GOLDEN: list[tuple[Message, str]] = [
     (Pong(3), "00000003920903"),
     (Goodbye(0, "bye"), "00000007930a00a3627965"),
     (Credit(16), "00000003920b10"),
+    # reconciliation (docs/PROTOCOL.md §12)
+    (
+        ReconcileQuery(1, 1, [RangeSummary("dev-a", 0, 1048575, 1000000, -2, 3)]),
+        "00000019941401019196a56465762d6100ce000fffffce000f4240fe03",
+    ),
+    (ReconcileAnswer(1, []), "0000000493150190"),
+    (ReconcileAnswer(2, [Differs(0, 999999, 5, -6)]), "0000000d931502919400ce000f423f05fa"),
+    (ItemsQuery(3, 1, "dev-a", 1024, 2047), "0000001096160301a56465762d61cd0400cd07ff"),
+    (
+        ItemsAnswer(3, [(1024, 1025)], bytes(range(16))),
+        "0000001d9417039192cd0400cd0401c410000102030405060708090a0b0c0d0e0f",
+    ),
+    (ResendRequest(1, "agent-1", [(11, 20)]), "0000000f941801a76167656e742d3191920b14"),
+    (Unavailable(1, "agent-1", [(16, 20)]), "0000000f941901a76167656e742d3191921014"),
 ]
 IDS = [f"{type(m).__name__}-{i}" for i, (m, _) in enumerate(GOLDEN)]
 

@@ -39,6 +39,13 @@ class Durability(enum.Enum):
     NORMAL = "normal"
 
 
+class ResendPolicy(enum.Enum):
+    """What the relay does with items reconciliation finds missing at the collector."""
+
+    AUTO = "auto"
+    CONFIRM = "confirm"
+
+
 class Compression(enum.Enum):
     """How batch bodies are compressed on the way out."""
 
@@ -173,6 +180,13 @@ class _ServerSection(_Section):
         Durability, opt("Store commits: full survives power loss (ack means durable), normal only kill -9.")
     ] = Durability.FULL
     shutdown_timeout_s: Annotated[float, opt("Seconds to finish in-flight work on shutdown.", ge=0)] = 10.0
+    api_token: Annotated[
+        str,
+        opt("Bearer token the REST API requires (every route but /api/health). Empty: no token required."),
+    ] = ""
+    api_token_file: Annotated[
+        str, opt("File holding the API token. Exclusive with api_token.", kind="file")
+    ] = ""
 
 
 class RelayConfig(_ServerSection):
@@ -188,6 +202,9 @@ class RelayConfig(_ServerSection):
         "127.0.0.1:5170"
     )
     collector: Annotated[str, opt("Address of the collector, host:port.", kind="address")] = "127.0.0.1:5171"
+    api_listen: Annotated[
+        str, opt('REST API and /metrics address, host:port (port 0: any; "": off).', kind="address?")
+    ] = "127.0.0.1:8170"
     token: Annotated[str, opt("This relay's token toward the collector. Empty: none.")] = ""
     token_file: Annotated[str, opt("File holding the token. Exclusive with token.", kind="file")] = ""
     devices: Annotated[dict[str, str], opt("Table of device source = token.")] = {}
@@ -198,12 +215,53 @@ class RelayConfig(_ServerSection):
         bool | None,
         opt("Accept devices not listed in devices.", default_doc="true if no devices are listed, else false"),
     ] = None
+    syslog_listen: Annotated[
+        str,
+        opt(
+            'Syslog over TCP (RFC 6587 octet counting or LF; RFC 5424/3164), host:port. "": off.',
+            kind="address?",
+        ),
+    ] = "127.0.0.1:5514"
+    syslog_max_message_bytes: Annotated[
+        int, opt("Longest syslog message; a longer one is cut and flagged, never dropped.", ge=1024)
+    ] = 64 * 1024
+    line_listen: Annotated[
+        str, opt('The seed client\'s line input (name&&message), host:port. "": off.', kind="address?")
+    ] = "127.0.0.1:12345"
+    line_max_message_bytes: Annotated[
+        int, opt("Longest line-input message; a longer one is cut and flagged, never dropped.", ge=1024)
+    ] = 64 * 1024
+    line_idle_s: Annotated[
+        float,
+        opt(
+            "A line-input message without a newline ends when the sender pauses this long "
+            "(the seed client sends none and waits for the reply).",
+            gt=0,
+        ),
+    ] = 0.05
+    line_reply: Annotated[
+        str, opt("Reply to each line-input message, after it is journaled; {name} is the sender's name.")
+    ] = "어서와! {name}"
+    line_invalid_reply: Annotated[
+        str, opt("Reply to a line-input message that is not name&&message (it is kept raw, flagged).")
+    ] = "invalid request"
     compression: Annotated[Compression, opt("Batch compression toward the collector: none or zstd.")] = (
         Compression.ZSTD
     )
     outbox_keep_bytes: Annotated[
         int, opt("Forwarded and acknowledged records kept for resending after reconciliation.", ge=0)
     ] = 256 * MiB
+    reconcile_interval_s: Annotated[
+        float,
+        opt("Seconds between reconciliations with the collector; 0: only on demand (API, CLI).", ge=0),
+    ] = 60.0
+    resend_policy: Annotated[
+        ResendPolicy,
+        opt(
+            "What reconciliation does with items the collector lacks: auto resends them at once, confirm "
+            "lists them for an operator to resend or acknowledge."
+        ),
+    ] = ResendPolicy.CONFIRM
     default_action: Annotated[Action, opt("Action when no rule matches: forward, hold or drop.")] = (
         Action.FORWARD
     )
@@ -230,6 +288,9 @@ class CollectorConfig(_ServerSection):
     listen: Annotated[str, opt("Address relays connect to, host:port (port 0: any).", kind="address")] = (
         "127.0.0.1:5171"
     )
+    api_listen: Annotated[
+        str, opt('REST API and /metrics address, host:port (port 0: any; "": off).', kind="address?")
+    ] = "127.0.0.1:8171"
     relays: Annotated[dict[str, str], opt("Table of relay name = token.")] = {}
     allow_unknown_relays: Annotated[
         bool | None,

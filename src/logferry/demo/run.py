@@ -25,6 +25,9 @@ from logferry.demo.processes import StartError, read_ready, spawn, stop
 DEMO_RULES = """\
 [relay]
 name = "demo-relay"
+# The demo's devices are agents; the syslog and line inputs take any free port so the demo never collides.
+syslog_listen = "127.0.0.1:0"
+line_listen = "127.0.0.1:0"
 heartbeat_s = 2
 
 # Card numbers never leave the site without an operator's review.

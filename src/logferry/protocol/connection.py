@@ -35,16 +35,23 @@ from logferry.protocol.messages import (
     Credit,
     Goodbye,
     Hello,
+    ItemsAnswer,
+    ItemsQuery,
     Message,
     Nack,
     PeerRole,
     Ping,
     Pong,
+    ReconcileAnswer,
+    ReconcileQuery,
+    ResendRequest,
+    Unavailable,
     Welcome,
 )
 from logferry.protocol.state import (
     TRANSITIONS,
     Acked,
+    Answered,
     Authenticated,
     BatchReceived,
     ClientEvent,
@@ -54,13 +61,17 @@ from logferry.protocol.state import (
     Nacked,
     Opened,
     PeerClosed,
+    QueryReceived,
+    ResendRequested,
     ServerEvent,
     Side,
     State,
+    UnavailableReported,
 )
 
 __all__ = [
     "Acked",
+    "Answered",
     "Authenticated",
     "BatchReceived",
     "ClientConnection",
@@ -69,14 +80,22 @@ __all__ = [
     "Nacked",
     "Opened",
     "PeerClosed",
+    "QueryReceived",
+    "ResendRequested",
     "ServerConnection",
     "ServerEvent",
     "State",
+    "UnavailableReported",
 ]
 
 MISSED_HEARTBEATS = 3  # silence for this many heartbeat intervals means the peer is gone
 MAX_REASON_CHARS = 200  # a Goodbye reason we generate is cut here: it explains, it does not dump
 _ROLES = frozenset(int(r) for r in PeerRole)
+MAX_OPEN_QUERIES = 16  # unanswered reconciliation queries a server buffers per connection
+
+
+def _ranges_ok(ranges: list[tuple[int, int]]) -> bool:
+    return all(1 <= lo <= hi for lo, hi in ranges)
 
 
 def _remote(message: str, code: Code) -> RemoteProtocolError:
@@ -272,10 +291,40 @@ class ClientConnection(_Connection[ClientEvent]):
         self.credit = 0
         self.peer_max_frame_bytes = 0
         self._in_flight: dict[int, str] = {}  # batch_id -> source, for matching Ack/Nack
+        self._queries: set[int] = set()  # reconciliation queries awaiting their answer
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    def send_query(self, query: ReconcileQuery | ItemsQuery, now: float) -> bytes:
+        """A reconciliation query frame (relays only); its answer arrives as an ``Answered`` event."""
+        new_state = self._next_state(Dir.SEND, type(query))
+        if self.role is not PeerRole.RELAY:
+            raise LocalProtocolError("only a relay asks a collector to reconcile", code=Code.PROTOCOL)
+        if query.query_id in self._queries:
+            raise LocalProtocolError(f"query {query.query_id} is already awaiting its answer")
+        frame = encode_frame(query)
+        if len(frame) - HEADER_BYTES > self.peer_max_frame_bytes:
+            raise LocalProtocolError(
+                f"query {query.query_id} is {len(frame) - HEADER_BYTES} bytes, over the server's limit; "
+                "ask about fewer ranges at once",
+                code=Code.TOO_LARGE,
+            )
+        self._state = new_state
+        self._queries.add(query.query_id)
+        self._last_send = now
+        return frame
+
+    def unavailable(self, request_id: int, ranges: list[tuple[int, int]], now: float) -> bytes:
+        """Tell the relay which seqs of a ResendRequest this agent no longer has."""
+        new_state = self._next_state(Dir.SEND, Unavailable)
+        if not _ranges_ok(ranges):
+            raise LocalProtocolError(f"invalid seq ranges {ranges}")
+        frame = encode_frame(Unavailable(request_id, self.source, ranges))
+        self._state = new_state
+        self._last_send = now
+        return frame
 
     def start(self, now: float) -> bytes:
         """The Hello frame; starts the handshake timer."""
@@ -333,6 +382,18 @@ class ClientConnection(_Connection[ClientEvent]):
                     f"Ack for batch {msg.batch_id} has an invalid range in {msg.ranges}", Code.MALFORMED
                 )
             return Acked(msg)
+        if isinstance(msg, ReconcileAnswer | ItemsAnswer):
+            if msg.query_id not in self._queries:
+                raise _remote(f"answer to query {msg.query_id}, which was never asked", Code.PROTOCOL)
+            self._queries.discard(msg.query_id)
+            return Answered(msg)
+        if isinstance(msg, ResendRequest):
+            if msg.source != self.source or not _ranges_ok(msg.ranges):
+                raise _remote(
+                    f"ResendRequest for source {msg.source!r} ranges {msg.ranges[:4]} is not ours or invalid",
+                    Code.PROTOCOL,
+                )
+            return ResendRequested(msg)
         if isinstance(msg, Credit):
             if msg.credit < 0:
                 raise _remote(f"Credit of {msg.credit} is negative", Code.MALFORMED)
@@ -412,6 +473,7 @@ class ServerConnection(_Connection[ServerEvent]):
         self._client_nonce = b""
         self._token: bytes | None = None
         self._in_flight: set[int] = set()
+        self._queries: set[int] = set()  # reconciliation queries received and not yet answered
 
     @property
     def in_flight(self) -> int:
@@ -439,6 +501,21 @@ class ServerConnection(_Connection[ServerEvent]):
                 )
             self._in_flight.add(msg.batch_id)
             return BatchReceived(msg)
+        if isinstance(msg, ReconcileQuery | ItemsQuery):
+            if self.role is not PeerRole.RELAY:
+                raise _remote(f"a {self.role.name.lower()} may not ask to reconcile", Code.PROTOCOL)
+            if msg.query_id in self._queries or len(self._queries) >= MAX_OPEN_QUERIES:
+                raise _remote(
+                    f"query {msg.query_id}: reused id or over {MAX_OPEN_QUERIES} unanswered", Code.PROTOCOL
+                )
+            self._queries.add(msg.query_id)
+            return QueryReceived(msg)
+        if isinstance(msg, Unavailable):
+            if self.role is not PeerRole.AGENT or msg.source != self.source or not _ranges_ok(msg.ranges):
+                raise _remote(
+                    f"Unavailable for {msg.source!r} {msg.ranges[:4]} is not valid here", Code.PROTOCOL
+                )
+            return UnavailableReported(msg)
         return self._handle_common(msg)
 
     def _on_hello(self, msg: Hello) -> None:
@@ -509,6 +586,21 @@ class ServerConnection(_Connection[ServerEvent]):
         """The Nack frame; ``retry`` tells the client whether sending the batch again can succeed."""
         self._settle(Nack, batch_id)
         return self._send(Nack(batch_id, int(code), reason, retry))
+
+    def answer(self, answer: ReconcileAnswer | ItemsAnswer) -> bytes:
+        """The answer frame to a ``QueryReceived``."""
+        self._next_state(Dir.SEND, type(answer))
+        if answer.query_id not in self._queries:
+            raise LocalProtocolError(f"query {answer.query_id} was never received or already answered")
+        self._queries.discard(answer.query_id)
+        return self._send(answer)
+
+    def request_resend(self, request_id: int, ranges: list[tuple[int, int]]) -> bytes:
+        """Ask the agent on this connection to send its seqs in ``ranges`` again."""
+        self._next_state(Dir.SEND, ResendRequest)
+        if self.role is not PeerRole.AGENT or not ranges or not _ranges_ok(ranges):
+            raise LocalProtocolError(f"cannot ask a {self.role.name.lower()} to resend {ranges[:4]}")
+        return self._send(ResendRequest(request_id, self.source, ranges))
 
     def set_credit(self, credit: int) -> bytes:
         """The Credit frame announcing a new window (0 pauses the client)."""

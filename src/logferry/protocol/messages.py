@@ -132,4 +132,95 @@ class Credit(_Msg, tag=11, frozen=True):
     credit: int
 
 
-Message = Hello | Challenge | Auth | Welcome | Batch | Ack | Nack | Ping | Pong | Goodbye | Credit
+# ---- reconciliation (tags 20-25; 12-19 stay reserved for file transfer) -------------------------------
+# docs/PROTOCOL.md §12. Summaries are (count, xor, sum) of 64-bit item mixes, as signed integers.
+
+
+class RangeSummary(msgspec.Struct, array_like=True, frozen=True):
+    """The relay's summary of the items of ``source`` with seqs ``first..last`` (inclusive)."""
+
+    source: str
+    first: int
+    last: int
+    count: int
+    xor: int
+    sum: int
+
+
+class Differs(msgspec.Struct, array_like=True, frozen=True):
+    """The collector's own summary of the query's range number ``index``, which differs from the relay's."""
+
+    index: int
+    count: int
+    xor: int
+    sum: int
+
+
+class ReconcileQuery(_Msg, tag=20, frozen=True):
+    """Relay → collector: are these ranges' summaries equal to yours? ``kind``: 1 records, 2 files."""
+
+    query_id: int
+    kind: int
+    ranges: list[RangeSummary]
+
+
+class ReconcileAnswer(_Msg, tag=21, frozen=True):
+    """Collector → relay: only the ranges of the query that differ (empty: all equal)."""
+
+    query_id: int
+    differ: list[Differs]
+
+
+class ItemsQuery(_Msg, tag=22, frozen=True):
+    """Relay → collector: list your items of ``source`` in ``first..last`` (at most one bucket)."""
+
+    query_id: int
+    kind: int
+    source: str
+    first: int
+    last: int
+
+
+class ItemsAnswer(_Msg, tag=23, frozen=True):
+    """Collector → relay: the seqs held, as ranges, and their 8-byte digests concatenated in seq order."""
+
+    query_id: int
+    ranges: list[tuple[int, int]]
+    digests: bytes
+
+
+class ResendRequest(_Msg, tag=24, frozen=True):
+    """Relay → agent: your seqs in ``ranges`` never arrived; send them again as ordinary batches."""
+
+    request_id: int
+    source: str
+    ranges: list[tuple[int, int]]
+
+
+class Unavailable(_Msg, tag=25, frozen=True):
+    """Agent → relay: of a ResendRequest, these seqs are no longer in my spool."""
+
+    request_id: int
+    source: str
+    ranges: list[tuple[int, int]]
+
+
+Message = (
+    Hello
+    | Challenge
+    | Auth
+    | Welcome
+    | Batch
+    | Ack
+    | Nack
+    | Ping
+    | Pong
+    | Goodbye
+    | Credit
+    | ReconcileQuery
+    | ReconcileAnswer
+    | ItemsQuery
+    | ItemsAnswer
+    | ResendRequest
+    | Unavailable
+)

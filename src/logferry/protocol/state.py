@@ -19,11 +19,17 @@ from logferry.protocol.messages import (
     Credit,
     Goodbye,
     Hello,
+    ItemsAnswer,
+    ItemsQuery,
     Message,
     Nack,
     PeerRole,
     Ping,
     Pong,
+    ReconcileAnswer,
+    ReconcileQuery,
+    ResendRequest,
+    Unavailable,
     Welcome,
 )
 
@@ -78,6 +84,19 @@ TRANSITIONS: dict[tuple[Side, State, Dir, type[Message]], State] = {
     (_S, State.OPEN, _SEND, Ack): State.OPEN,
     (_S, State.OPEN, _SEND, Nack): State.OPEN,
     (_S, State.OPEN, _SEND, Credit): State.OPEN,
+    # reconciliation: the relay (client) asks the collector; a relay (server) asks an agent to resend
+    (_C, State.OPEN, _SEND, ReconcileQuery): State.OPEN,
+    (_C, State.OPEN, _SEND, ItemsQuery): State.OPEN,
+    (_C, State.OPEN, _RECV, ReconcileAnswer): State.OPEN,
+    (_C, State.OPEN, _RECV, ItemsAnswer): State.OPEN,
+    (_S, State.OPEN, _RECV, ReconcileQuery): State.OPEN,
+    (_S, State.OPEN, _RECV, ItemsQuery): State.OPEN,
+    (_S, State.OPEN, _SEND, ReconcileAnswer): State.OPEN,
+    (_S, State.OPEN, _SEND, ItemsAnswer): State.OPEN,
+    (_S, State.OPEN, _SEND, ResendRequest): State.OPEN,
+    (_S, State.OPEN, _RECV, Unavailable): State.OPEN,
+    (_C, State.OPEN, _RECV, ResendRequest): State.OPEN,
+    (_C, State.OPEN, _SEND, Unavailable): State.OPEN,
     # heartbeats, both ways, once open (the handshake has its own timeout instead)
     **{(side, State.OPEN, d, kind): State.OPEN for side in Side for d in Dir for kind in (Ping, Pong)},
     # either side may say Goodbye in any of its states before the end
@@ -140,6 +159,34 @@ class BatchReceived:
     batch: Batch
 
 
-ClientEvent = Opened | Acked | Nacked | CreditChanged | PeerClosed
-ServerEvent = Authenticated | BatchReceived | PeerClosed
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """Client: the collector answered a ReconcileQuery or ItemsQuery (matched by ``query_id``)."""
+
+    answer: ReconcileAnswer | ItemsAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class ResendRequested:
+    """Client (agent): the relay wants these seqs again; answer with batches and, if need be, Unavailable."""
+
+    request: ResendRequest
+
+
+@dataclass(frozen=True, slots=True)
+class QueryReceived:
+    """Server (collector): a relay asks about summaries or items; answer with ``answer(...)``."""
+
+    query: ReconcileQuery | ItemsQuery
+
+
+@dataclass(frozen=True, slots=True)
+class UnavailableReported:
+    """Server (relay): an agent no longer has some of the seqs we asked it to resend."""
+
+    report: Unavailable
+
+
+ClientEvent = Opened | Acked | Nacked | CreditChanged | PeerClosed | Answered | ResendRequested
+ServerEvent = Authenticated | BatchReceived | PeerClosed | QueryReceived | UnavailableReported
 E = TypeVar("E", ClientEvent, ServerEvent)

@@ -23,13 +23,18 @@ from logferry.inputs import Emit, stdin_source
 from logferry.inputs import StdinInput as StdinReader
 from logferry.inputs import TailInput as TailReader
 from logferry.lifecycle import StopSignal, announce_ready
-from logferry.model import Codec, Entry
-from logferry.protocol.messages import Ack, PeerRole, Welcome
+from logferry.model import Codec, Entry, encode_body
+from logferry.protocol.messages import Ack, PeerRole, ResendRequest, Welcome
 from logferry.roles.server import store_durability
+from logferry.store.missing import subtract
+from logferry.store.runs import Range, coalesce, ranges_of
 from logferry.store.spool import Spool
 from logferry.transport.sender import Outgoing, Sender, SenderConfig
 
 log = logging.getLogger("logferry.agent")
+
+MAX_RESEND_SEQS = 100_000  # seqs one ResendRequest is answered for (bounds memory)
+RESEND_BATCH_RECORDS = 1_000
 
 
 class SpoolQueue:
@@ -39,6 +44,7 @@ class SpoolQueue:
         self.spool = spool
         self.source = source
         self.progress = asyncio.Event()  # set after every ack, for whoever waits for the spool to drain
+        self._resend_key = 1 << 62  # batch ids of resends: apart from spool keys (first seqs)
 
     async def pending(self, after_key: int, max_batches: int) -> list[Outgoing]:
         rows = await self.spool.pending(after_key, max_batches)
@@ -47,6 +53,29 @@ class SpoolQueue:
     async def acked(self, key: int, ack: Ack) -> None:
         await self.spool.ack(ack.ranges)
         self.progress.set()
+
+    async def resend(self, request: ResendRequest) -> tuple[list[Outgoing], list[Range]]:
+        """A relay's ResendRequest: the records still spooled, as batches; the seqs that are not, as ranges.
+
+        One request is answered for at most ``MAX_RESEND_SEQS`` seqs; the relay asks again for the rest.
+        Resent batches take keys far above any first seq, so they never disturb the pending order.
+        """
+        batches: list[Outgoing] = []
+        unavailable: list[Range] = []
+        budget = MAX_RESEND_SEQS
+        for lo, hi in coalesce(request.ranges):
+            end = min(hi, lo + budget - 1)
+            if end < lo:
+                break
+            budget -= end - lo + 1
+            records = await self.spool.records(lo, end)
+            unavailable.extend(subtract([(lo, end)], ranges_of(r.seq for r in records)))
+            for i in range(0, len(records), RESEND_BATCH_RECORDS):
+                chunk = records[i : i + RESEND_BATCH_RECORDS]
+                self._resend_key += 1
+                batches.append(Outgoing(self._resend_key, self.source, len(chunk), Codec.MSGPACK,
+                                        encode_body(chunk)))  # fmt: skip
+        return batches, unavailable
 
 
 class SpoolWriter:
@@ -124,6 +153,7 @@ class Agent:
             ),
             queue,
             on_open=lambda welcome: self._on_open(spool, welcome),
+            on_resend=queue.resend,
         )
 
         writer = SpoolWriter(spool, sender.notify)

@@ -15,12 +15,15 @@ from pathlib import Path
 
 import msgspec
 
+from logferry.api.launch import CollectorView, RunningApi, api_token, start_api
 from logferry.config import CollectorConfig
 from logferry.lifecycle import StopSignal, announce_ready
 from logferry.model import decode_body
 from logferry.protocol.connection import Authenticated
-from logferry.protocol.messages import Batch, Code
-from logferry.roles.server import LogferryListener, server_limits, store_durability
+from logferry.protocol.messages import Batch, Code, ItemsAnswer, ItemsQuery, ReconcileAnswer, ReconcileQuery
+from logferry.reconcile.collector_side import ReconcileResponder
+from logferry.roles.server import LogferryListener, PeerTable, server_limits, store_durability
+from logferry.store.audit import AuditLog
 from logferry.store.records import RecordStore
 from logferry.store.runs import ranges_of
 from logferry.transport.serve import BatchRefused
@@ -44,9 +47,12 @@ class CollectorSink:
         self.last_receive = 0.0  # monotonic time of the last batch received
         self.room = asyncio.Event()  # the materializer made room in the inbox
         self.peers: dict[str, str] = {}  # address -> relay name
+        self.reconcile = ReconcileResponder(store, max_body_bytes)
+        self.relays = PeerTable()  # per relay: address, last seen, batches and records (for the API)
 
     async def opened(self, peer: Authenticated, address: str) -> int:
         self.peers[address] = peer.source
+        self.relays.opened(peer.source, address)
         log.info("relay %s connected from %s", peer.source, address)
         return 0  # relays are not sources: nothing to skip
 
@@ -65,11 +71,20 @@ class CollectorSink:
             await self.room.wait()
         await self.store.receive(peer.source, batch.source, len(records), batch.codec, batch.body)
         self.last_receive = time.monotonic()
+        self.relays.received(peer.source, len(records))
         self.committed.set()
         return ranges_of([r.seq for r in records])
 
+    async def answer_query(
+        self, peer: Authenticated, query: ReconcileQuery | ItemsQuery
+    ) -> ReconcileAnswer | ItemsAnswer:
+        """A relay reconciles: answered from the store, after the inbox is turned into rows."""
+        return await self.reconcile.answer(query)
+
     def closed(self, peer: Authenticated | None, address: str, reason: str) -> None:
         self.peers.pop(address, None)
+        if peer is not None:
+            self.relays.closed(peer.source, address)
 
 
 class Collector:
@@ -89,14 +104,29 @@ class Collector:
             dict(cfg.relays),
             cfg.accepts_unknown_relays(),
         )
+        secret = api_token(cfg, "collector")
+        audit = await AuditLog.open(self.data_dir / "audit.db", store_durability(cfg.durability))
         indexer = asyncio.create_task(self._materialize(store, sink))
+        api: RunningApi | None = None
         try:
             address = await listener.start()
-            announce_ready("collector", {"logferry": address}, data=str(self.data_dir))
+            # The API starts after the logferry/1 port accepts: relays never wait for fastapi to load.
+            view = CollectorView(name=cfg.name, token=secret, peers=sink.relays, counters=listener.counters,
+                                 audit=audit, store=store, config=cfg,
+                                 listen={"logferry": address})  # fmt: skip
+            api = await start_api(view, "collector", cfg.api_listen)
+            if api is not None:
+                view.listen["api"] = api.address
+            announce_ready("collector", view.listen, data=str(self.data_dir))
             await stop.wait()
             log.info("collector stopping: finishing in-flight commits")
+            if api is not None:
+                await api.stop(cfg.shutdown_timeout_s)  # API requests end before the stores close
             await listener.shutdown(cfg.shutdown_timeout_s)
         finally:
+            if api is not None:
+                await api.stop(cfg.shutdown_timeout_s)  # no-op unless an error skipped the ordered stop
+            await audit.close()
             indexer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await indexer

@@ -11,20 +11,30 @@ that it decodes and that its seqs are contiguous.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
+from logferry.api.launch import RelayView, RunningApi, api_token, start_api
 from logferry.config import RelayConfig, device_tokens, parse_address, read_token
+from logferry.config.schema import ResendPolicy
+from logferry.inputs.line import LineInput
+from logferry.inputs.syslog import JournalFeed, SyslogInput
 from logferry.lifecycle import StopSignal, announce_ready
 from logferry.model import Codec, decode_body
 from logferry.pipeline.rules import RuleSet
 from logferry.protocol.connection import Authenticated
 from logferry.protocol.messages import Ack, Batch, Code, PeerRole
-from logferry.roles.server import LogferryListener, server_limits, store_durability
+from logferry.reconcile.gaps import AgentGaps
+from logferry.reconcile.relay_side import Reconciler
+from logferry.reconcile.summary import BucketTally
+from logferry.roles.server import LogferryListener, PeerTable, server_limits, store_durability
+from logferry.store.audit import AuditLog
 from logferry.store.journal import Journal
+from logferry.store.missing import MissingStore
 from logferry.transport.sender import Outgoing, Sender, SenderConfig
 from logferry.transport.serve import BatchRefused
 
@@ -41,11 +51,14 @@ class RelaySink:
         self.rules = rules
         self.on_outbox = on_outbox
         self.devices: dict[str, str] = {}  # address -> source
+        self.peers = PeerTable()  # per source: address, last seen, batches and records (for the API)
+        self.gaps: AgentGaps | None = None  # holes in agents' seqs: asked for again (reconcile.gaps)
 
     async def opened(self, peer: Authenticated, address: str) -> int:
         if peer.role is not PeerRole.AGENT:
             raise BatchRefused(Code.PROTOCOL, "only agents connect to a relay's logferry/1 port", False)
         self.devices[address] = peer.source
+        self.peers.opened(peer.source, address)
         log.info("device %s connected from %s", peer.source, address)
         return self.journal.acked_through(peer.source)
 
@@ -58,11 +71,13 @@ class RelaySink:
             raise BatchRefused(
                 Code.MALFORMED, f"batch says {batch.count} records but holds {len(records)}", retry=False
             )
+        self.peers.received(batch.source, len(records))
         first, last = records[0].seq, records[-1].seq
         if self.rules.is_trivial and last - first + 1 == len(records) and first >= 1:
             contiguous = all(r.seq == first + i for i, r in enumerate(records))
+            tally = BucketTally().add_all((r.seq, r.digest) for r in records)
             if contiguous and await self.journal.commit_forward_body(
-                batch.source, first, last, len(records), Codec(batch.codec), batch.body
+                batch.source, first, last, len(records), Codec(batch.codec), batch.body, tally=tally
             ):
                 self.on_outbox()
                 return [(first, last)]
@@ -73,8 +88,17 @@ class RelaySink:
         self.on_outbox()
         return [(a, b) for a, b in ranges]
 
+    async def holes_after(self, peer: Authenticated, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [] if self.gaps is None else await self.gaps.wanted(peer.source, ranges)
+
+    async def unavailable(self, peer: Authenticated, ranges: list[tuple[int, int]]) -> None:
+        if self.gaps is not None:
+            await self.gaps.unavailable(peer.source, ranges)
+
     def closed(self, peer: Authenticated | None, address: str, reason: str) -> None:
         self.devices.pop(address, None)
+        if peer is not None:
+            self.peers.closed(peer.source, address)
 
 
 class OutboxQueue:
@@ -95,6 +119,7 @@ class Relay:
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
         self.data_dir = Path(config.data_dir)
+        self.reconciler: Reconciler | None = None  # set while running: reconcile now, the missing list
 
     async def run(self, stop: StopSignal) -> int:
         cfg = self.config
@@ -122,6 +147,12 @@ class Relay:
             OutboxQueue(journal),
         )
         sink = RelaySink(journal, rules, sender.notify)
+        missing = await MissingStore.open(self.data_dir / "missing.db", store_durability(cfg.durability))
+        sink.gaps = AgentGaps(journal, missing)
+        reconciler = self.reconciler = Reconciler(
+            journal, missing, sender, auto_resend=cfg.resend_policy is ResendPolicy.AUTO,
+            interval_s=cfg.reconcile_interval_s, codec=codec, on_outbox=sender.notify,
+        )  # fmt: skip
         listener = LogferryListener(
             "relay",
             cfg.listen,
@@ -130,20 +161,55 @@ class Relay:
             device_tokens(cfg),
             cfg.accepts_unknown_devices(),
         )
+        # Inputs without an agent: their records get seqs here and meet the same rules, held store, outbox.
+        feed = JournalFeed(journal, rules, sender.notify)
+        inputs: list[SyslogInput | LineInput] = [
+            SyslogInput(feed, cfg.syslog_listen, max_message_bytes=cfg.syslog_max_message_bytes,
+                        frame_timeout_s=cfg.idle_timeout_s),
+            LineInput(feed, cfg.line_listen, max_message_bytes=cfg.line_max_message_bytes,
+                      idle_s=cfg.line_idle_s, reply=cfg.line_reply, invalid_reply=cfg.line_invalid_reply,
+                      write_timeout_s=cfg.write_timeout_s),
+        ]  # fmt: skip
+        secret = api_token(cfg, "relay")
+        audit = await AuditLog.open(self.data_dir / "audit.db", store_durability(cfg.durability))
         sender_stop = asyncio.Event()
         forwarding = asyncio.create_task(sender.run(sender_stop))
+        reconciling = asyncio.create_task(reconciler.run(sender_stop))
+        api: RunningApi | None = None
         try:
             address = await listener.start()
-            announce_ready("relay", {"logferry": address}, data=str(self.data_dir), collector=cfg.collector)
+            listen = {"logferry": address}
+            for extra in inputs:
+                if extra.enabled:
+                    listen[extra.name] = await extra.start()
+            # The API starts after the logferry/1 port accepts: devices never wait for fastapi to load.
+            view = RelayView(name=cfg.name, token=secret, peers=sink.peers,
+                             counters=listener.counters, audit=audit, journal=journal, sender=sender,
+                             config=cfg, listen=listen)  # fmt: skip
+            api = await start_api(view, "relay", cfg.api_listen)
+            if api is not None:
+                view.listen["api"] = api.address
+            announce_ready("relay", view.listen, data=str(self.data_dir), collector=cfg.collector)
             await stop.wait()
             log.info("relay stopping: finishing in-flight commits from devices")
+            if api is not None:
+                await api.stop(cfg.shutdown_timeout_s)  # operators' requests end before the stores close
             await listener.shutdown(cfg.shutdown_timeout_s)
         finally:
+            for extra in inputs:  # after the agents' port, before the stores close; a no-op if never started
+                await extra.shutdown(cfg.shutdown_timeout_s)
+            if api is not None:
+                await api.stop(cfg.shutdown_timeout_s)  # no-op unless an error skipped the ordered stop
+            await audit.close()
             sender_stop.set()
             try:
                 await asyncio.wait_for(forwarding, cfg.shutdown_timeout_s)
             except TimeoutError:
                 log.warning("forwarding to the collector did not stop in time; the outbox keeps the rest")
+            reconciling.cancel()  # a reconciliation in progress only reads; the next run starts over
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciling
+            await missing.close()
             await journal.close()
         log.info("relay stopped")
         return 0

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from logferry.config import CollectorConfig, RelayConfig, parse_address
 from logferry.config.schema import Durability as ConfigDurability
@@ -34,6 +36,57 @@ def server_limits(cfg: RelayConfig | CollectorConfig) -> ServerLimits:
         write_timeout_s=cfg.write_timeout_s,
         frame_timeout_s=cfg.idle_timeout_s,
     )
+
+
+@dataclass
+class PeerStats:
+    """One peer (a device at the relay, a relay at the collector) as the API shows it."""
+
+    source: str
+    address: str
+    connected: bool
+    connected_ns: int
+    last_seen_ns: int
+    batches: int = 0
+    records: int = 0
+
+
+class PeerTable:
+    """Peers by source name: connected ones, and the most recent disconnected ones up to a bound."""
+
+    def __init__(self, keep_disconnected: int = 1000) -> None:
+        self.peers: dict[str, PeerStats] = {}
+        self.total_batches = 0  # since start, for metrics
+        self.total_records = 0
+        self._keep = keep_disconnected
+
+    def opened(self, source: str, address: str) -> None:
+        now = time.time_ns()
+        self.peers.pop(source, None)  # re-insert: dict order is "least recently connected first"
+        self.peers[source] = PeerStats(source, address, True, now, now)
+
+    def received(self, source: str, records: int) -> None:
+        self.total_batches += 1
+        self.total_records += records
+        stats = self.peers.get(source)
+        if stats is not None:
+            stats.batches += 1
+            stats.records += records
+            stats.last_seen_ns = time.time_ns()
+
+    def closed(self, source: str, address: str) -> None:
+        stats = self.peers.get(source)
+        if stats is None or stats.address != address:
+            return  # an older connection of a peer that has already reconnected
+        stats.connected = False
+        stats.last_seen_ns = time.time_ns()
+        gone = [s for s, p in self.peers.items() if not p.connected]
+        for old in gone[: max(0, len(gone) - self._keep)]:  # a bound: unknown devices cannot grow this
+            del self.peers[old]
+
+    @property
+    def connected(self) -> int:
+        return sum(1 for p in self.peers.values() if p.connected)
 
 
 def token_lookup(tokens: dict[str, str]) -> Callable[[str], bytes | None]:

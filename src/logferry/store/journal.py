@@ -17,10 +17,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
 from logferry.model import Codec, Entry, Fate, Record, decode_body
+from logferry.reconcile.summary import BucketTally
 from logferry.store import journal_held as held
 from logferry.store.journal_held import HeldFilter, HeldKey, HeldRecord
 from logferry.store.journal_tx import (
@@ -35,6 +37,8 @@ from logferry.store.runs import Range, decode_rules, decode_runs
 from logferry.store.sqlite import Database, Durability
 
 __all__ = ["Decided", "Decision", "HeldFilter", "HeldRecord", "Journal", "JournalStats", "OutboxBatch"]
+
+T = TypeVar("T")
 
 JOURNAL_APPLICATION_ID = 0x4C464A6E  # "LFJn"
 MAX_BODY_BYTES = 1 << 30
@@ -79,6 +83,22 @@ MIGRATIONS: tuple[str, ...] = (
         source TEXT NOT NULL, fate INTEGER NOT NULL, rule TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (source, fate, rule)
     ) WITHOUT ROWID;
+    """,
+    # Reconciliation (logferry.reconcile): one summary per (source, item kind, bucket of 1024 seqs) of what
+    # went to the outbox, kept in the transaction that put it there. Sources journaled before this
+    # migration have no tallies for what they already forwarded: they are reconciled from the first bucket
+    # after everything journaled so far (recon_floor).
+    """
+    CREATE TABLE recon_buckets(
+        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
+        count INTEGER NOT NULL, xor INTEGER NOT NULL, sum INTEGER NOT NULL,
+        PRIMARY KEY (source, kind, bucket)
+    ) WITHOUT ROWID;
+    CREATE TABLE recon_floor(
+        source TEXT NOT NULL, kind INTEGER NOT NULL, floor_seq INTEGER NOT NULL,
+        PRIMARY KEY (source, kind)
+    ) WITHOUT ROWID;
+    INSERT INTO recon_floor SELECT source, 1, ((MAX(last_seq) >> 10) + 1) << 10 FROM journal GROUP BY source;
     """,
 )
 
@@ -177,23 +197,40 @@ class Journal:
         return ranges
 
     async def commit_forward_body(
-        self, source: str, first_seq: int, last_seq: int, count: int, codec: Codec, body: bytes
+        self,
+        source: str,
+        first_seq: int,
+        last_seq: int,
+        count: int,
+        codec: Codec,
+        body: bytes,
+        *,
+        tally: BucketTally | None = None,
     ) -> bool:
         """Fast path with no rules: journal a contiguous batch as FORWARDED, keep its body undecoded.
 
         Returns False, having written nothing, when any of its seqs is journaled already (a resend) or the
         batch is not contiguous: the caller then decodes the body and calls :meth:`commit`, which dedupes
-        seq by seq.
+        seq by seq. ``tally`` is the records' reconciliation summary, if the caller decoded them already.
         """
 
         def run(conn: sqlite3.Connection) -> int | None:
-            return commit_body(conn, source, (first_seq, last_seq, count), codec, body, now_ns=time.time_ns())
+            span = (first_seq, last_seq, count)
+            return commit_body(conn, source, span, codec, body, now_ns=time.time_ns(), tally=tally)
 
         at = await self._db.write(run)
         if at is None:
             return False
         self._note(source, at)
         return True
+
+    async def read_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on a read connection: for stores built on this file (reconciliation)."""
+        return await self._db.read(fn)
+
+    async def write_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in a write transaction of the journal: for stores built on this file."""
+        return await self._db.write(fn)
 
     # ------------------------------------------------------------------------------------------ outbox
 

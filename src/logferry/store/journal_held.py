@@ -20,6 +20,8 @@ from typing import Any
 import msgspec
 
 from logferry.model import Codec, Fate, Record, encode_body
+from logferry.reconcile.summary import BucketTally, ItemKind
+from logferry.reconcile.tables import add_tally
 from logferry.store.journal_tx import bump_counters, insert_outbox, overlapping
 from logferry.store.runs import decode_runs, encode_runs, refate
 
@@ -141,6 +143,9 @@ def settle(
                 body = encode_body(records, codec)
                 span = (records[0].seq, records[-1].seq, len(records))
                 insert_outbox(conn, source, span, codec, body, now_ns=now_ns)
+                add_tally(
+                    conn, source, ItemKind.RECORD, BucketTally().add_all((r.seq, r.digest) for r in records)
+                )
         _refate_journal(conn, source, [h.record.seq for h in held], fate)
         deltas: dict[tuple[int, str], int] = {}
         for h in held:

@@ -17,7 +17,9 @@ from typing import Protocol
 
 import msgspec
 
-from logferry.model import Codec, Fate, Record, encode_body
+from logferry.model import Codec, Fate, Record, decode_body, encode_body
+from logferry.reconcile.summary import BucketTally, ItemKind
+from logferry.reconcile.tables import add_tally
 from logferry.store.runs import FateRun, Range, coalesce, covered, encode_rules, encode_runs, ranges_of
 
 _json = msgspec.json.Encoder()
@@ -108,10 +110,12 @@ def commit_body(
     body: bytes,
     *,
     now_ns: int,
+    tally: BucketTally | None = None,
 ) -> int | None:
     """Journal a whole batch (``span`` = first, last, count) as FORWARDED and store its body untouched.
 
-    Returns the new acked_through, or None, writing nothing, if any seq is journaled already.
+    Returns the new acked_through, or None, writing nothing, if any seq is journaled already. ``tally``
+    (the records' reconciliation summary) is computed here from the body when the caller has none.
     """
     first_seq, last_seq, count = span
     _, at = source_state(conn, source)
@@ -125,6 +129,9 @@ def commit_body(
         (source, first_seq, last_seq, now_ns, encode_runs(runs), encode_rules([""])),
     )
     insert_outbox(conn, source, (first_seq, last_seq, count), codec, body, now_ns=now_ns)
+    if tally is None:
+        tally = BucketTally().add_all((r.seq, r.digest) for r in decode_body(body, codec, 1 << 30))
+    add_tally(conn, source, ItemKind.RECORD, tally)
     bump_counters(conn, source, {(int(Fate.FORWARDED), ""): count})
     return advance(conn, source, at)
 
@@ -229,6 +236,8 @@ def _write(
         insert_outbox(
             conn, source, (outgoing[0].seq, outgoing[-1].seq, len(outgoing)), codec, body, now_ns=now_ns
         )
+        # What goes to the outbox is what the collector must end up holding: the redacted version, if any.
+        add_tally(conn, source, ItemKind.RECORD, BucketTally().add_all((r.seq, r.digest) for r in outgoing))
     bump_counters(conn, source, counts)
 
 

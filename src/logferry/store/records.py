@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from logferry.errors import StoreError
 from logferry.model import Record, decode_body
+from logferry.reconcile.summary import BucketTally, ItemKind
+from logferry.reconcile.tables import add_tally
 from logferry.store.runs import Range, ranges_of
 from logferry.store.sqlite import Database, Durability
+
+T = TypeVar("T")
 
 RECORDS_APPLICATION_ID = 0x4C465263  # "LFRc"
 
@@ -59,6 +63,29 @@ MIGRATIONS: tuple[str, ...] = (
         relay TEXT NOT NULL, source TEXT NOT NULL, count INTEGER NOT NULL, codec INTEGER NOT NULL,
         bytes INTEGER NOT NULL, received_ns INTEGER NOT NULL, body BLOB NOT NULL
     );
+    """,
+    # Reconciliation (logferry.reconcile): one summary per (source, item kind, bucket of 1024 seqs) of the
+    # stored rows, kept in the transaction that stores them. A row deleted or changed by anything else (an
+    # operator's sqlite3, a damaged disk that SQLite still reads) marks its bucket dirty through the
+    # triggers, and the bucket is rebuilt from the rows before the next answer. Existing rows start dirty.
+    """
+    CREATE TABLE recon_buckets(
+        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
+        count INTEGER NOT NULL, xor INTEGER NOT NULL, sum INTEGER NOT NULL,
+        PRIMARY KEY (source, kind, bucket)
+    ) WITHOUT ROWID;
+    CREATE TABLE recon_dirty(
+        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
+        PRIMARY KEY (source, kind, bucket)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER records_recon_delete AFTER DELETE ON records BEGIN
+        INSERT OR IGNORE INTO recon_dirty VALUES (old.source, 1, old.seq >> 10);
+    END;
+    CREATE TRIGGER records_recon_update AFTER UPDATE ON records BEGIN
+        INSERT OR IGNORE INTO recon_dirty VALUES (old.source, 1, old.seq >> 10);
+        INSERT OR IGNORE INTO recon_dirty VALUES (new.source, 1, new.seq >> 10);
+    END;
+    INSERT OR IGNORE INTO recon_dirty SELECT DISTINCT source, 1, seq >> 10 FROM records;
     """,
 )
 
@@ -112,6 +139,7 @@ def _store_rows(
     new: list[tuple[object, ...]] = []
     clashes: list[tuple[object, ...]] = []
     duplicates = top = 0
+    tally = BucketTally()  # only new rows count for reconciliation: duplicates and conflicts do not
     encode = _json.encode
     for r in records:
         digest = known.get(r.seq)
@@ -123,6 +151,7 @@ def _store_rows(
         if digest is None:
             known[r.seq] = r.digest  # a seq twice in one batch is a duplicate or a conflict too
             new.append(row)
+            tally.add(r.seq, r.digest)
             top = max(top, r.seq)
         else:
             clashes.append(row)
@@ -133,6 +162,7 @@ def _store_rows(
             "count = count + excluded.count, max_seq = MAX(max_seq, excluded.max_seq)",
             (source, len(new), top),
         )
+        add_tally(conn, source, ItemKind.RECORD, tally)
     if clashes:
         conn.executemany(
             f"INSERT OR IGNORE INTO conflicts({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", clashes
@@ -167,6 +197,14 @@ class RecordStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+    async def read_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on a read connection: for code built on this file (reconciliation)."""
+        return await self._db.read(fn)
+
+    async def write_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in a write transaction of this store: for code built on this file."""
+        return await self._db.write(fn)
 
     async def commit(self, relay: str, source: str, records: Sequence[Record]) -> CommitResult:
         """Store a batch as rows in one transaction; duplicates skipped, conflicts flagged."""

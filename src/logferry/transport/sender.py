@@ -4,6 +4,11 @@ Used by the agent (its spool → the relay) and by the relay (its outbox → the
 durable store; the sender keeps nothing that is not also on disk. After every (re)connect it starts again
 from the oldest unacknowledged batch, so everything unacknowledged is resent; receivers dedupe by id.
 Reconnects back off exponentially with full jitter, capped, and reset after a session opened.
+
+Two exchanges ride the same session beside the batches: a relay's reconciliation queries (``ask``: the
+answer comes back through the read loop, matched by query id), and an agent's answers to a relay's
+``ResendRequest`` (``on_resend`` gives the records still spooled, sent first as ordinary batches, and the
+seqs no longer there, sent as ``Unavailable``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,29 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from logferry.errors import AuthError, ProtocolError, TransportError
-from logferry.protocol.connection import Acked, ClientConnection, CreditChanged, Nacked, Opened, PeerClosed
-from logferry.protocol.messages import NONCE_BYTES, Ack, Batch, Code, PeerRole, Welcome
+from logferry.protocol.connection import (
+    Acked,
+    Answered,
+    ClientConnection,
+    CreditChanged,
+    Nacked,
+    Opened,
+    PeerClosed,
+    ResendRequested,
+)
+from logferry.protocol.messages import (
+    NONCE_BYTES,
+    Ack,
+    Batch,
+    Code,
+    ItemsAnswer,
+    ItemsQuery,
+    PeerRole,
+    ReconcileAnswer,
+    ReconcileQuery,
+    ResendRequest,
+    Welcome,
+)
 from logferry.transport.listener import format_address
 from logferry.transport.wire import Wire
 
@@ -82,13 +108,20 @@ class Sender:
         queue: OutQueue,
         *,
         on_open: Callable[[Welcome], Awaitable[None]] | None = None,
+        on_resend: Callable[[ResendRequest], Awaitable[tuple[list[Outgoing], list[tuple[int, int]]]]]
+        | None = None,
     ) -> None:
         self.config = config
         self.queue = queue
         self.status = SenderStatus()
         self._on_open = on_open
+        self._on_resend = on_resend
         self._wake = asyncio.Event()
         self._rng = random.Random()
+        self._wire: Wire[ClientConnection] | None = None  # the open session, for ask()
+        self._answers: dict[int, asyncio.Future[ReconcileAnswer | ItemsAnswer]] = {}
+        self._next_query = 0
+        self._extra: list[Outgoing] = []  # resent batches, sent before the queue's (this session only)
 
     @property
     def target(self) -> str:
@@ -97,6 +130,30 @@ class Sender:
     def notify(self) -> None:
         """New batches were committed to the queue."""
         self._wake.set()
+
+    async def ask(
+        self, make: Callable[[int], ReconcileQuery | ItemsQuery], timeout_s: float = 30.0
+    ) -> ReconcileAnswer | ItemsAnswer:
+        """Send the query ``make(query_id)`` on the open session and wait for its answer.
+
+        Raises ``TransportError`` when no session is open, when it ends first, or after ``timeout_s``.
+        """
+        wire = self._wire
+        if wire is None or not self.status.connected:
+            raise TransportError(f"not connected to {self.target}")
+        self._next_query += 1
+        query = make(self._next_query)
+        future: asyncio.Future[ReconcileAnswer | ItemsAnswer] = asyncio.get_running_loop().create_future()
+        self._answers[query.query_id] = future
+        try:
+            await wire.write(wire.conn.send_query(query, wire.now()))
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError as exc:
+            raise TransportError(
+                f"{self.target} did not answer query {query.query_id} in {timeout_s} s"
+            ) from exc
+        finally:
+            self._answers.pop(query.query_id, None)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Connect, ship, reconnect, until ``stopping`` is set."""
@@ -159,9 +216,15 @@ class Sender:
             log.info("connected to %s as %s (credit %d)", self.target, cfg.source, event.welcome.credit)
             if self._on_open is not None:
                 await self._on_open(event.welcome)
+            self._wire = wire
             await self._pump(wire, stopping)
             await wire.close(conn.close(Code.NORMAL, "stopping"))
         finally:
+            self._wire = None
+            self._extra.clear()
+            for future in self._answers.values():
+                if not future.done():
+                    future.set_exception(TransportError(f"the session with {self.target} ended"))
             if not writer.is_closing():
                 await wire.close(conn.data_to_send())
         return opened
@@ -175,13 +238,17 @@ class Sender:
         try:
             while True:
                 self._wake.clear()  # before looking at the queue, so a notify() during the look is kept
-                room = conn.credit - conn.in_flight
+                room = max(0, conn.credit - conn.in_flight)
+                extra, self._extra = self._extra[:room], self._extra[room:]
+                room -= len(extra)
                 batches = await self.queue.pending(last_key, room) if room > 0 else []
-                for out in batches:
+                for out in [*extra, *batches]:
                     batch = Batch(out.key, out.source, out.count, out.codec, out.body)
                     await wire.write(conn.send_batch(batch, wire.now()))
-                    last_key = out.key
                     self.status.batches_sent += 1
+                if batches:
+                    last_key = batches[-1].key
+                batches = [*extra, *batches]
                 self.status.in_flight = conn.in_flight
                 if batches and conn.credit - conn.in_flight > 0:
                     await asyncio.sleep(0)  # drain() may not yield on a low buffer: let acks in
@@ -211,11 +278,32 @@ class Sender:
                     task = asyncio.create_task(self._record_ack(event.ack))
                     recording.add(task)
                     task.add_done_callback(recording.discard)
+                elif isinstance(event, Answered):
+                    future = self._answers.get(event.answer.query_id)
+                    if future is not None and not future.done():
+                        future.set_result(event.answer)
+                elif isinstance(event, ResendRequested):
+                    task = asyncio.create_task(self._resend(wire, event.request))
+                    recording.add(task)
+                    task.add_done_callback(recording.discard)
                 else:
                     self._handle_other(event)
         finally:
             if recording:
                 await asyncio.wait(recording)
+
+    async def _resend(self, wire: Wire[ClientConnection], request: ResendRequest) -> None:
+        """Answer a relay's ResendRequest: what the queue still has as batches, the rest as Unavailable."""
+        if self._on_resend is None:
+            unavailable, batches = list(request.ranges), list[Outgoing]()
+        else:
+            batches, unavailable = await self._on_resend(request)
+        log.info("%s asked for seqs %s again: resending %d batches, %d ranges no longer here",
+                 self.target, request.ranges[:8], len(batches), len(unavailable))  # fmt: skip
+        self._extra.extend(batches)
+        if unavailable:
+            await wire.write(wire.conn.unavailable(request.request_id, unavailable, wire.now()))
+        self._wake.set()
 
     async def _record_ack(self, ack: Ack) -> None:
         await self.queue.acked(ack.batch_id, ack)

@@ -5,6 +5,11 @@ Welcome) and commits batches. Each batch is committed in its own task, up to the
 of one connection overlap and the store can group them into one transaction; acks go out as each commit
 finishes. A batch is acknowledged only after the sink returned, i.e. after its commit (ack means durable).
 Any protocol violation ends only this connection, with an error frame; everyone else goes on.
+
+Sinks may do more, each by implementing one more protocol: a ``QueryAnswerer`` (the collector) answers a
+relay's reconciliation queries, each in its own task; a ``GapWatcher`` (the relay) is asked after every
+committed batch whether the agent's seqs now have holes, which are then requested with ``ResendRequest``,
+and hears the agent's ``Unavailable``.
 """
 
 from __future__ import annotations
@@ -14,11 +19,27 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from logferry.errors import AuthError, ProtocolError, StoreError, TransportError
-from logferry.protocol.connection import Authenticated, BatchReceived, PeerClosed, ServerConnection, State
-from logferry.protocol.messages import NONCE_BYTES, Batch, Code
+from logferry.protocol.connection import (
+    Authenticated,
+    BatchReceived,
+    PeerClosed,
+    QueryReceived,
+    ServerConnection,
+    State,
+    UnavailableReported,
+)
+from logferry.protocol.messages import (
+    NONCE_BYTES,
+    Batch,
+    Code,
+    ItemsAnswer,
+    ItemsQuery,
+    ReconcileAnswer,
+    ReconcileQuery,
+)
 from logferry.transport.wire import Wire
 
 log = logging.getLogger("logferry.transport")
@@ -32,6 +53,30 @@ class BatchRefused(Exception):
         self.code = code
         self.reason = reason
         self.retry = retry
+
+
+class QueryRefused(Exception):
+    """Raised by a QueryAnswerer for a query it cannot answer as asked: the peer erred; it is cut off."""
+
+
+@runtime_checkable
+class QueryAnswerer(Protocol):
+    async def answer_query(
+        self, peer: Authenticated, query: ReconcileQuery | ItemsQuery
+    ) -> ReconcileAnswer | ItemsAnswer:
+        """Answer a reconciliation query (raise QueryRefused for one that makes no sense)."""
+        ...
+
+
+@runtime_checkable
+class GapWatcher(Protocol):
+    async def holes_after(self, peer: Authenticated, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """After a commit of ``ranges``: the seq ranges to ask the agent for again now (usually none)."""
+        ...
+
+    async def unavailable(self, peer: Authenticated, ranges: list[tuple[int, int]]) -> None:
+        """The agent no longer has these seqs."""
+        ...
 
 
 class BatchSink(Protocol):
@@ -132,6 +177,7 @@ class _Session:
         self.peer: Authenticated | None = None
         self._commits: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
+        self._requests = 0  # ResendRequest ids on this connection
 
     async def run(self, stopping: asyncio.Event) -> str:
         stop_wait = asyncio.ensure_future(stopping.wait())
@@ -158,6 +204,13 @@ class _Session:
                     task = asyncio.create_task(self._commit(event.batch))
                     self._commits.add(task)
                     task.add_done_callback(self._commits.discard)
+                elif isinstance(event, QueryReceived):
+                    task = asyncio.create_task(self._answer(event.query))
+                    self._commits.add(task)
+                    task.add_done_callback(self._commits.discard)
+                elif isinstance(event, UnavailableReported) and isinstance(self.sink, GapWatcher):
+                    assert self.peer is not None
+                    await self.sink.unavailable(self.peer, event.report.ranges)
                 elif isinstance(event, PeerClosed):
                     await self._drain_commits()
                     return f"peer said goodbye: {event.reason or Code(event.code).name}"
@@ -187,9 +240,33 @@ class _Session:
             else:
                 frame = conn.nack(batch.batch_id, code, reason, retry)
             await self.wire.write(frame)
-        except (ProtocolError, TransportError) as exc:
+            if code is Code.NORMAL and isinstance(self.sink, GapWatcher):
+                holes = await self.sink.holes_after(self.peer, ranges)
+                if holes and conn.state is State.OPEN:
+                    self._requests += 1
+                    await self.wire.write(conn.request_resend(self._requests, holes))
+        except (ProtocolError, TransportError, StoreError) as exc:
             self._failure = exc
             self.wire.reader.feed_eof()  # wake the read loop so the session ends
+
+    async def _answer(self, query: ReconcileQuery | ItemsQuery) -> None:
+        assert self.peer is not None
+        conn = self.wire.conn
+        try:
+            if not isinstance(self.sink, QueryAnswerer):
+                raise QueryRefused(f"this server does not answer {type(query).__name__}")
+            answer = await self.sink.answer_query(self.peer, query)
+            if conn.state is not State.CLOSED:
+                await self.wire.write(conn.answer(answer))
+        except QueryRefused as exc:
+            log.warning("refused a reconciliation query from %s: %s", self.address, exc)
+            self._failure = ProtocolError(str(exc), Code.PROTOCOL)
+            await self.wire.write(conn.fail(Code.PROTOCOL, str(exc)[:200]))
+            self.wire.reader.feed_eof()
+        except (ProtocolError, TransportError, StoreError) as exc:
+            log.error("cannot answer a reconciliation query from %s: %s", self.address, exc)
+            self._failure = exc
+            self.wire.reader.feed_eof()
 
     async def _drain_commits(self) -> None:
         if self._commits:

@@ -1,0 +1,158 @@
+"""Prometheus metrics at ``/metrics``, from a per-process registry filled at scrape time.
+
+Nothing is counted twice: each scrape reads the figures the stores and live objects already keep (journal
+counters, outbox and inbox backlog, peer tables, refused connections) into a fresh snapshot, and the
+registry's one collector turns that snapshot into metric families. A registry per app (never prometheus's
+global one) keeps two roles in one test process, or a library user's metrics, apart.
+
+This module reads only; it must never change a store or keep figures of its own that could drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from logferry.api.auth import token_check
+from logferry.api.launch import CollectorView, RelayView, RoleView
+from logferry.api.problems import error_responses
+from logferry.model import Fate
+
+
+@dataclass
+class Sample:
+    name: str
+    help: str
+    value: float
+    labels: dict[str, str] = field(default_factory=dict)
+    counter: bool = False
+
+
+class SnapshotCollector(Collector):
+    """Yields the samples of the latest snapshot, grouped into families by name."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
+        for s in self.samples:
+            family = families.get(s.name)
+            if family is None:
+                kind = CounterMetricFamily if s.counter else GaugeMetricFamily
+                family = kind(s.name, s.help, labels=sorted(s.labels))
+                families[s.name] = family
+            family.add_metric([s.labels[k] for k in sorted(s.labels)], s.value)
+        yield from families.values()
+
+
+def _common(view: RoleView, role: str) -> list[Sample]:
+    out = [
+        Sample(
+            f"logferry_{role}_connected_peers", "peers connected on the logferry/1 port", view.peers.connected
+        ),
+        Sample(
+            f"logferry_{role}_batches_received",
+            "batches received since start",
+            view.peers.total_batches,
+            counter=True,
+        ),
+        Sample(
+            f"logferry_{role}_records_received",
+            "records received since start",
+            view.peers.total_records,
+            counter=True,
+        ),
+        Sample(
+            f"logferry_{role}_connections_accepted",
+            "connections accepted since start",
+            view.counters.accepted,
+            counter=True,
+        ),
+    ]
+    for code, n in sorted(view.counters.refused.items()):
+        out.append(
+            Sample(
+                f"logferry_{role}_connections_refused",
+                "connections refused, by error code",
+                n,
+                {"code": code},
+                counter=True,
+            )
+        )
+    return out
+
+
+async def relay_samples(view: RelayView) -> list[Sample]:
+    out = _common(view, "relay")
+    stats = await view.journal.stats()
+    totals = {f: 0 for f in Fate}
+    for (_source, fate, _rule), n in (await view.journal.counters()).items():
+        totals[fate] += n
+    for fate, n in totals.items():
+        out.append(
+            Sample(
+                "logferry_relay_records", "records journaled, by current fate", n, {"fate": fate.name.lower()}
+            )
+        )
+    out += [
+        Sample("logferry_relay_held_records", "records in the held store", stats.held),
+        Sample("logferry_relay_outbox_batches", "outbox batches not yet acked", stats.outbox_unacked_batches),
+        Sample("logferry_relay_outbox_records", "outbox records not yet acked", stats.outbox_unacked_records),
+        Sample("logferry_relay_outbox_bytes", "outbox bytes not yet acked", stats.outbox_unacked_bytes),
+        Sample(
+            "logferry_relay_collector_connected",
+            "1 while a session with the collector is open",
+            1 if view.sender.status.connected else 0,
+        ),
+    ]
+    return out
+
+
+async def collector_samples(view: CollectorView) -> list[Sample]:
+    out = _common(view, "collector")
+    stats = await view.store.stats()
+    out += [
+        Sample("logferry_collector_stored_records", "records stored", stats.records),
+        Sample("logferry_collector_sources", "sources with stored records", stats.sources),
+        Sample(
+            "logferry_collector_conflicts", "records that reused an id with another digest", stats.conflicts
+        ),
+        Sample("logferry_collector_fts_pending", "stored records not yet searchable", stats.fts_pending),
+        Sample(
+            "logferry_collector_inbox_records",
+            "received records not yet stored as rows",
+            view.store.inbox_records,
+        ),
+        Sample(
+            "logferry_collector_inbox_bytes", "received bytes not yet stored as rows", view.store.inbox_bytes
+        ),
+    ]
+    return out
+
+
+def metrics_router(view: RoleView, snapshot: Callable[[], Awaitable[list[Sample]]]) -> APIRouter:
+    registry = CollectorRegistry(auto_describe=False)
+    collector = SnapshotCollector()
+    registry.register(collector)
+    router = APIRouter(
+        tags=["metrics"], dependencies=[Depends(token_check(view.token))], responses=error_responses(401, 503)
+    )
+
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+        summary="Prometheus metrics",
+    )
+    async def metrics() -> Response:
+        collector.samples = await snapshot()
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

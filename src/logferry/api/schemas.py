@@ -1,0 +1,235 @@
+"""The API's request and response models. They are the OpenAPI spec: a field added here is documented.
+
+Times are given twice: ISO 8601 UTC for people (``ts``) and epoch nanoseconds for scripts (``ts_ns``).
+Levels are names (``warning``) with the number beside them. Digests are hex.
+This module only declares shapes; it must never read a store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from logferry.api.params import MAX_TEXT, HeldQuery, iso, level_name
+from logferry.model import Record
+from logferry.store.audit import AuditEntry
+from logferry.store.journal_held import HeldRecord
+from logferry.store.records import StoredRecord
+
+MAX_KEYS = 1000  # keys per release/delete request; more at once: use a filter
+
+
+class Health(BaseModel):
+    ok: bool
+    role: str
+    store: str = Field(description='"ok", or why the store cannot be read')
+
+
+class RecordOut(BaseModel):
+    source: str
+    seq: int
+    ts: str
+    ts_ns: int
+    level: str
+    level_num: int
+    host: str
+    path: str
+    msg: str
+    fields: dict[str, str]
+    digest: str
+
+
+def record_out(source: str, r: Record) -> RecordOut:
+    return RecordOut(
+        source=source,
+        seq=r.seq,
+        ts=iso(r.ts_ns),
+        ts_ns=r.ts_ns,
+        level=level_name(r.level),
+        level_num=r.level,
+        host=r.host,
+        path=r.path,
+        msg=r.msg,
+        fields=dict(r.fields),
+        digest=r.digest.hex(),
+    )
+
+
+class HeldOut(RecordOut):
+    rule: str
+    held_at: str
+    held_ns: int
+
+
+def held_out(h: HeldRecord) -> HeldOut:
+    base = record_out(h.source, h.record).model_dump()
+    return HeldOut(**base, rule=h.rule, held_at=iso(h.held_ns), held_ns=h.held_ns)
+
+
+class HeldPage(BaseModel):
+    items: list[HeldOut]
+    total: int = Field(description="items matching the filter, all pages together")
+    limit: int
+    offset: int
+
+
+class Key(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1, max_length=MAX_TEXT)
+    seq: int = Field(ge=1, le=2**63 - 1)
+
+
+class HeldAction(BaseModel):
+    """Exactly one of ``keys`` (these items) or ``filter`` (every held item matching it; {} means all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keys: list[Key] | None = Field(None, min_length=1, max_length=MAX_KEYS)
+    filter: HeldQuery | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> HeldAction:
+        if (self.keys is None) == (self.filter is None):
+            raise ValueError('give exactly one of "keys" (a list of {source, seq}) or "filter" (an object)')
+        return self
+
+
+class ActionResult(BaseModel):
+    action: str
+    count: int = Field(description="items released or deleted")
+    audit_id: int
+
+
+class Device(BaseModel):
+    source: str
+    address: str
+    connected: bool
+    connected_at: str
+    last_seen: str
+    batches: int
+    records: int
+
+
+class Devices(BaseModel):
+    items: list[Device]
+
+
+class FateCount(BaseModel):
+    source: str
+    fate: str
+    rule: str
+    count: int
+
+
+class Outbox(BaseModel):
+    batches: int
+    records: int
+    bytes: int
+
+
+class CollectorLink(BaseModel):
+    address: str
+    connected: bool
+    sessions: int
+    last_error: str
+    batches_sent: int
+    batches_acked: int
+    in_flight: int
+
+
+class RelayStatus(BaseModel):
+    role: str
+    name: str
+    version: str
+    uptime_s: float
+    listen: dict[str, str]
+    collector: CollectorLink
+    devices_connected: int
+    acked_through: dict[str, int]
+    fates: list[FateCount]
+    fate_totals: dict[str, int]
+    held: int
+    outbox: Outbox
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: str
+    at_ns: int
+    operator: str
+    action: str
+    target: dict[str, Any]
+    state: str = Field(description="started (outcome unknown: the process stopped meanwhile), done, failed")
+    count: int | None
+    detail: str
+    finished_at: str | None
+
+
+def audit_out(e: AuditEntry) -> AuditOut:
+    return AuditOut(
+        id=e.id,
+        at=iso(e.at_ns),
+        at_ns=e.at_ns,
+        operator=e.operator,
+        action=e.action,
+        target=e.target,
+        state=e.state.value,
+        count=e.count,
+        detail=e.detail,
+        finished_at=None if e.finished_ns is None else iso(e.finished_ns),
+    )
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class StoredOut(RecordOut):
+    relay: str
+    received_at: str
+
+
+def stored_out(s: StoredRecord) -> StoredOut:
+    base = record_out(s.source, s.record).model_dump()
+    return StoredOut(**base, relay=s.relay, received_at=iso(s.received_ns))
+
+
+class RecordPage(BaseModel):
+    items: list[StoredOut]
+    limit: int
+    offset: int
+    fts_pending: int = Field(description="stored records not yet searchable by q (indexing trails storage)")
+
+
+class SourceCount(BaseModel):
+    source: str
+    count: int
+    max_seq: int
+
+
+class Inbox(BaseModel):
+    records: int
+    bytes: int
+
+
+class CollectorStatus(BaseModel):
+    role: str
+    name: str
+    version: str
+    uptime_s: float
+    listen: dict[str, str]
+    records: int
+    inbox: Inbox
+    sources: list[SourceCount]
+    conflicts: int
+    fts_pending: int
+    relays_connected: list[Device]
+
+
+class Conflicts(BaseModel):
+    items: list[StoredOut]

@@ -1,0 +1,286 @@
+"""The relay's reconciliation driver and the operator's actions on what it finds.
+
+``Reconciler.run_now()`` asks the collector about every source (``descent.find_differences``), records what
+differs in the missing list (``store.missing``), and under ``auto_resend`` puts what the relay still has back
+into the outbox at once. ``run()`` does that every ``interval_s``. ``missing_list``, ``resend`` and
+``acknowledge_lost`` are the operator's side (the REST API and the CLI call them); they need no collector
+connection, so they also work on a stopped relay's stores.
+
+A resend is an ordinary outbox batch: the collector dedupes what it already has and keeps a differing copy as
+a conflict beside the first, never over it. So resending a digest mismatch does not "fix" it: it delivers the
+relay's version as evidence, the entry becomes ``resent``, and later reconciliations keep finding the
+mismatch (same entry, ``seen_ns`` moves) until an operator acknowledges it. This module never deletes an
+entry, never changes a tally, and never resends what the relay no longer has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from logferry.errors import LogferryError, ProtocolError, StoreError, TransportError
+from logferry.model import Codec
+from logferry.protocol.framing import encode_frame
+from logferry.protocol.messages import (
+    ItemsAnswer,
+    ItemsQuery,
+    RangeSummary,
+    ReconcileAnswer,
+    ReconcileQuery,
+)
+from logferry.reconcile import relay_store
+from logferry.reconcile.descent import Expected, Findings, Probe, find_differences
+from logferry.reconcile.summary import ItemKind, Summary
+from logferry.reconcile.tables import range_sum
+from logferry.store.journal import Journal
+from logferry.store.missing import MissingEntry, MissingKind, MissingState, MissingStore
+
+log = logging.getLogger("logferry.reconcile")
+
+Query = ReconcileQuery | ItemsQuery
+Answer = ReconcileAnswer | ItemsAnswer
+_RESENDABLE = (MissingKind.MISSING_AT_COLLECTOR, MissingKind.DIGEST_MISMATCH)
+
+
+class ReconcileUnavailable(LogferryError):
+    """Reconciliation cannot run now (no session with the collector); try again once it is connected."""
+
+
+class CollectorLink(Protocol):
+    """The relay's session with the collector (``transport.sender.Sender`` is one)."""
+
+    async def ask(self, make: Callable[[int], Query], timeout_s: float = 30.0) -> Answer:
+        """Send the query built for a fresh query id; return its answer. Raises TransportError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """One reconciliation: what it cost and what it found."""
+
+    started_ns: int
+    duration_s: float
+    sources: int
+    questions: int
+    leaves: int
+    bytes_sent: int
+    bytes_received: int
+    clean: bool
+    new_entries: int
+    resent_entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResendResult:
+    entries: int  # entries whose records went back into the outbox
+    records: int
+    skipped: list[int]  # ids not resendable: unknown, settled, not the relay's to resend, or no longer kept
+
+
+class _JournalItems:
+    """The relay's side of the descent, read from the journal."""
+
+    def __init__(self, journal: Journal, kind: ItemKind) -> None:
+        self.journal = journal
+        self.kind = kind
+
+    async def summary(self, source: str, first: int, last: int) -> Summary:
+        return await self.journal.read_with(lambda c: range_sum(c, source, self.kind, first, last))
+
+    async def expected(self, source: str, first: int, last: int) -> Expected:
+        seqs = await self.journal.read_with(lambda c: relay_store.sent_seqs(c, source, first, last))
+        kept = await self.journal.outbox_records(source, first, last)
+        return Expected(seqs, {r.seq: r.digest for r in kept})
+
+
+class _CollectorItems:
+    """The collector's side of the descent, over the link; counts the bytes of every frame both ways."""
+
+    def __init__(self, link: CollectorLink, kind: ItemKind) -> None:
+        self.link = link
+        self.kind = kind
+        self.sent = 0
+        self.received = 0
+
+    async def _ask(self, make: Callable[[int], Query]) -> Answer:
+        sizes: list[int] = []
+
+        def build(query_id: int) -> Query:
+            query = make(query_id)
+            sizes.append(len(encode_frame(query)))
+            return query
+
+        answer = await self.link.ask(build)
+        self.sent += sum(sizes)
+        self.received += len(encode_frame(answer))
+        return answer
+
+    async def differing(self, probes: Sequence[Probe]) -> dict[int, Summary]:
+        ranges = [RangeSummary(p.source, p.first, p.last, *p.summary.as_tuple()) for p in probes]
+        answer = await self._ask(lambda qid: ReconcileQuery(qid, int(self.kind), ranges))
+        if not isinstance(answer, ReconcileAnswer):
+            raise ProtocolError("the collector answered a ReconcileQuery with ItemsAnswer")
+        return {d.index: Summary(d.count, d.xor, d.sum) for d in answer.differ}
+
+    async def items(self, source: str, first: int, last: int) -> dict[int, bytes]:
+        answer = await self._ask(lambda qid: ItemsQuery(qid, int(self.kind), source, first, last))
+        if not isinstance(answer, ItemsAnswer):
+            raise ProtocolError("the collector answered an ItemsQuery with ReconcileAnswer")
+        seqs = [s for lo, hi in answer.ranges for s in range(lo, hi + 1)]
+        if len(answer.digests) != 8 * len(seqs):
+            raise ProtocolError(f"ItemsAnswer: {len(seqs)} seqs but {len(answer.digests)} digest bytes")
+        return {s: answer.digests[8 * i : 8 * i + 8] for i, s in enumerate(seqs)}
+
+
+class Reconciler:
+    """Reconciles the relay's records with the collector; owns the missing list's operator actions."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        missing: MissingStore,
+        link: CollectorLink | None,
+        *,
+        auto_resend: bool,
+        interval_s: float,
+        codec: Codec = Codec.MSGPACK,
+        on_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.journal = journal
+        self.missing = missing
+        self.link = link
+        self.auto_resend = auto_resend
+        self.interval_s = interval_s
+        self.codec = codec
+        self.on_outbox = on_outbox
+        self.last_report: ReconcileReport | None = None
+        self.last_error = ""
+        self._lock = asyncio.Lock()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Reconcile every ``interval_s`` until ``stopping`` is set; failures are logged and retried."""
+        if self.interval_s <= 0:
+            return
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.interval_s)
+            if stopping.is_set():
+                return
+            try:
+                await self.run_now()
+            except ReconcileUnavailable as exc:
+                log.info("reconciliation skipped: %s", exc)
+            except (TransportError, ProtocolError, StoreError) as exc:
+                self.last_error = str(exc)
+                log.warning("reconciliation failed, will retry in %.0f s: %s", self.interval_s, exc)
+
+    async def run_now(self) -> ReconcileReport:
+        """Reconcile every source now (one at a time: a call waits for a run in progress)."""
+        if self.link is None:
+            raise ReconcileUnavailable("this relay has no collector link (offline tools cannot reconcile)")
+        async with self._lock:
+            report = await self._run(self.link)
+        self.last_report, self.last_error = report, ""
+        return report
+
+    async def _run(self, link: CollectorLink) -> ReconcileReport:
+        started_ns, t0 = time.time_ns(), time.monotonic()
+        kind = ItemKind.RECORD
+        roots = await self.journal.read_with(lambda c: relay_store.roots(c, kind))
+        local, peer = _JournalItems(self.journal, kind), _CollectorItems(link, kind)
+        probes = [
+            Probe(r.source, r.first, r.last, await local.summary(r.source, r.first, r.last)) for r in roots
+        ]
+        found = await find_differences(local, peer, probes) if probes else Findings()
+        new = 0
+        for root in roots:
+            new += await self.missing.update(
+                root.source, kind, (root.first, root.last), _by_kind(found, root.source)
+            )
+        for source, ranges in found.extra.items():
+            log.warning("the collector holds %s seqs %s that this relay never forwarded", source, ranges[:8])
+        resent = 0
+        if self.auto_resend and not found.clean:
+            resent = (await self.resend([e.id for e in await self._open_resendable()])).entries
+        report = ReconcileReport(
+            started_ns, time.monotonic() - t0, len(roots), found.questions, found.leaves,
+            peer.sent, peer.received, found.clean, new, resent,
+        )  # fmt: skip
+        level = logging.INFO if found.clean else logging.WARNING
+        log.log(level, "reconciled %d sources in %.3f s, %d questions, %d+%d bytes: %s", len(roots),
+                report.duration_s, found.questions, peer.sent, peer.received,
+                "in sync" if found.clean else f"{new} new missing entries, {resent} resent")  # fmt: skip
+        return report
+
+    async def _open_resendable(self) -> list[MissingEntry]:
+        out: list[MissingEntry] = []
+        for kind in _RESENDABLE:
+            out.extend(await self.missing.entries(state=MissingState.OPEN, kind=kind, limit=10_000))
+        return out
+
+    # ---- the operator's actions -------------------------------------------------------------------------
+
+    async def missing_list(
+        self,
+        *,
+        state: MissingState | None = None,
+        kind: MissingKind | None = None,
+        source: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[MissingEntry]:
+        """The missing list, newest first, filtered by every argument given."""
+        return await self.missing.entries(state=state, kind=kind, source=source, limit=limit, offset=offset)
+
+    async def resend(self, ids: Sequence[int]) -> ResendResult:
+        """Put the records of these entries back into the outbox (new batches), as far as the relay has them.
+
+        Only live ``missing_at_collector`` and ``digest_mismatch`` entries are resendable; what the outbox no
+        longer holds is reported ``lost`` by the next reconciliation.
+        """
+        entries = await self.missing.get(ids)
+        done: list[int] = []
+        records = 0
+        for e in entries:
+            if e.kind not in _RESENDABLE or e.state not in (MissingState.OPEN, MissingState.RESENT):
+                continue
+            kept = await self.journal.outbox_records(e.source, e.first_seq, e.last_seq)
+            if not kept:
+                continue
+            put_back = functools.partial(
+                relay_store.insert_resend,
+                source=e.source,
+                records=kept,
+                codec=self.codec,
+                now_ns=time.time_ns(),
+            )
+            records += await self.journal.write_with(put_back)
+            done.append(e.id)
+        if done:
+            await self.missing.mark_resent(done)
+            self.on_outbox()
+            log.info("resent %d records of %d missing entries to the collector", records, len(done))
+        skipped = sorted(set(ids) - set(done))
+        return ResendResult(len(done), records, skipped)
+
+    async def acknowledge_lost(self, ids: Sequence[int], who: str) -> int:
+        """An operator accepts these entries as they are (lost, mismatched); they are never reported again."""
+        if not who:
+            raise ValueError("say who acknowledges: the missing list keeps it")
+        changed = await self.missing.acknowledge(ids, who)
+        log.info("%s acknowledged %d missing entries", who, changed)
+        return changed
+
+
+def _by_kind(found: Findings, source: str) -> dict[MissingKind, list[tuple[int, int]]]:
+    return {
+        MissingKind.MISSING_AT_COLLECTOR: found.resendable.get(source, []),
+        MissingKind.LOST: found.lost.get(source, []),
+        MissingKind.DIGEST_MISMATCH: found.mismatched.get(source, []),
+    }
