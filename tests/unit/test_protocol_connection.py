@@ -11,20 +11,17 @@ import pytest
 from logferry.errors import LocalProtocolError, RemoteProtocolError
 from logferry.protocol import auth
 from logferry.protocol.connection import (
-    TRANSITIONS,
     Acked,
     Authenticated,
     BatchReceived,
     ClientConnection,
     ClientEvent,
     CreditChanged,
-    Dir,
     Nacked,
     Opened,
     PeerClosed,
     ServerConnection,
     ServerEvent,
-    Side,
     State,
 )
 from logferry.protocol.framing import FrameDecoder, encode_frame
@@ -50,6 +47,7 @@ from logferry.protocol.messages import (
     Unavailable,
     Welcome,
 )
+from logferry.protocol.state import TRANSITIONS, Dir, Side
 
 T = TypeVar("T")
 TOKEN = b"agent-1-token"

@@ -5,8 +5,8 @@ A role calls :func:`start_api` once its logferry/1 listener accepts. The socket 
 imported in a worker thread, so the event loop keeps serving agents and relays during the ~0.5 s import.
 
 What each role hands to its API is a *view* (:class:`RelayView`, :class:`CollectorView`): the live objects
-the routes read and act on. Adding an area (missing items, reconcile) means adding a field to a view and a
-router in ``apps.py``.
+the routes read and act on. Adding an area (files, …) means adding a field to a view and a router in
+``apps.py``.
 
 A port already in use does not stop the role: the data path matters more than the console. The role logs
 an error naming ``api_listen``, runs without an API, and its READY line has no "api" address. This module
@@ -27,6 +27,7 @@ from logferry.errors import ConfigError, TransportError
 from logferry.transport.listener import bind_socket, format_address
 
 if TYPE_CHECKING:
+    from logferry.reconcile.relay_side import Reconciler
     from logferry.roles.server import PeerTable
     from logferry.store.audit import AuditLog
     from logferry.store.journal import Journal
@@ -56,6 +57,7 @@ class RelayView(RoleView):
     journal: Journal
     sender: Sender
     config: RelayConfig
+    reconciler: Reconciler  # reconcile now, the missing list and its operator actions
 
 
 @dataclass(kw_only=True)

@@ -7,14 +7,16 @@ This module only declares shapes; it must never read a store.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from logferry.api.params import MAX_TEXT, HeldQuery, iso, level_name
 from logferry.model import Record
+from logferry.reconcile.relay_side import ReconcileReport
 from logferry.store.audit import AuditEntry
 from logferry.store.journal_held import HeldRecord
+from logferry.store.missing import MissingEntry, MissingKind, MissingState
 from logferry.store.records import StoredRecord
 
 MAX_KEYS = 1000  # keys per release/delete request; more at once: use a filter
@@ -233,3 +235,128 @@ class CollectorStatus(BaseModel):
 
 class Conflicts(BaseModel):
     items: list[StoredOut]
+
+
+class MissingOut(BaseModel):
+    id: int
+    source: str
+    item: str = Field(description="record or file")
+    first_seq: int
+    last_seq: int
+    count: int = Field(description="seqs in the range")
+    kind: MissingKind
+    state: MissingState
+    found_at: str
+    found_ns: int
+    seen_at: str = Field(description="the last reconciliation that still found it")
+    seen_ns: int
+    resent_at: str | None
+    resent_ns: int | None
+    resends: int
+    acknowledged_by: str | None
+    acknowledged_at: str | None
+    acknowledged_ns: int | None
+    resolved_at: str | None
+    resolved_ns: int | None
+
+
+def _iso_or_none(ns: int | None) -> str | None:
+    return None if ns is None else iso(ns)
+
+
+def missing_out(e: MissingEntry) -> MissingOut:
+    return MissingOut(
+        id=e.id,
+        source=e.source,
+        item=e.item.name.lower(),
+        first_seq=e.first_seq,
+        last_seq=e.last_seq,
+        count=e.count,
+        kind=e.kind,
+        state=e.state,
+        found_at=iso(e.found_ns),
+        found_ns=e.found_ns,
+        seen_at=iso(e.seen_ns),
+        seen_ns=e.seen_ns,
+        resent_at=_iso_or_none(e.resent_ns),
+        resent_ns=e.resent_ns,
+        resends=e.resends,
+        acknowledged_by=e.acknowledged_by,
+        acknowledged_at=_iso_or_none(e.acknowledged_ns),
+        acknowledged_ns=e.acknowledged_ns,
+        resolved_at=_iso_or_none(e.resolved_ns),
+        resolved_ns=e.resolved_ns,
+    )
+
+
+class MissingPage(BaseModel):
+    items: list[MissingOut]
+    total: int = Field(description="entries matching the filter, all pages together")
+    limit: int
+    offset: int
+
+
+class MissingIds(BaseModel):
+    """The missing entries an action is about, by id (as listed by GET /api/missing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=MAX_KEYS)
+
+
+class ResendOut(BaseModel):
+    action: str
+    entries: int = Field(description="entries whose records went back into the outbox")
+    records: int = Field(description="records put back into the outbox")
+    skipped: list[int] = Field(
+        description="ids not resent: lost, missing at the device, already settled, or no longer kept"
+    )
+    audit_id: int
+
+
+class AckOut(BaseModel):
+    action: str
+    acknowledged: int = Field(description="entries acknowledged now (already settled ones do not count)")
+    audit_id: int
+
+
+class ReconcileOut(BaseModel):
+    started_at: str
+    started_ns: int
+    duration_s: float
+    sources: int
+    questions: int = Field(description="queries sent to the collector")
+    leaves: int = Field(description="buckets listed item by item")
+    bytes_sent: int
+    bytes_received: int
+    clean: bool = Field(description="true: relay and collector agree on every source")
+    new_entries: int = Field(description="entries added to the missing list by this run")
+    resent_entries: int = Field(description="entries resent at once (resend_policy auto)")
+
+
+def reconcile_out(r: ReconcileReport) -> ReconcileOut:
+    return ReconcileOut(
+        started_at=iso(r.started_ns),
+        started_ns=r.started_ns,
+        duration_s=r.duration_s,
+        sources=r.sources,
+        questions=r.questions,
+        leaves=r.leaves,
+        bytes_sent=r.bytes_sent,
+        bytes_received=r.bytes_received,
+        clean=r.clean,
+        new_entries=r.new_entries,
+        resent_entries=r.resent_entries,
+    )
+
+
+class ReconcileRun(ReconcileOut):
+    audit_id: int
+
+
+class ReconcileState(BaseModel):
+    last_report: ReconcileOut | None = Field(description="the last successful run since the relay started")
+    last_error: str = Field(description="why the last scheduled run failed; empty after a success")
+    interval_s: float = Field(description="seconds between scheduled runs; 0: only on demand")
+    resend_policy: str = Field(description="auto: resend at once; confirm: list for an operator")
+    collector_connected: bool

@@ -185,7 +185,7 @@ class Relay:
             # The API starts after the logferry/1 port accepts: devices never wait for fastapi to load.
             view = RelayView(name=cfg.name, token=secret, peers=sink.peers,
                              counters=listener.counters, audit=audit, journal=journal, sender=sender,
-                             config=cfg, listen=listen)  # fmt: skip
+                             config=cfg, listen=listen, reconciler=reconciler)  # fmt: skip
             api = await start_api(view, "relay", cfg.api_listen)
             if api is not None:
                 view.listen["api"] = api.address
