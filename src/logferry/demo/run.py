@@ -97,28 +97,31 @@ class Demo:
             Device(f"device-{i}", root / "devices" / f"device-{i}" / "app.log", seed=i) for i in (1, 2, 3)
         ]
 
-    def start(self) -> tuple[str, str]:
+    def start(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Start everything on OS-picked ports (a real system may hold the defaults); returns what the
+        collector and the relay listen on, by name (logferry, api, syslog, line)."""
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         config = self.root / "relay.toml"
         config.write_text(DEMO_RULES, encoding="utf-8")
-        collector = self._start(
-            "collector", ["--data", str(self.root / "collector"), "--listen", "127.0.0.1:0"]
-        )
+        any_port = "127.0.0.1:0"
+        collector = self._start("collector", ["--data", str(self.root / "collector"), "--listen", any_port,
+                                              "--api-listen", any_port])  # fmt: skip
         relay = self._start("relay", ["--config", str(config), "--data", str(self.root / "relay"),
-                                      "--listen", "127.0.0.1:0", "--collector", collector])  # fmt: skip
+                                      "--listen", any_port, "--api-listen", any_port,
+                                      "--collector", collector["logferry"]])  # fmt: skip
         for dev in self.devices:
-            self._start("agent", ["--data", str(self.root / "agents" / dev.name), "--relay", relay,
+            spool = str(self.root / "agents" / dev.name)
+            self._start("agent", ["--data", spool, "--relay", relay["logferry"],
                                   "--source", dev.name, "--tail", str(dev.log_path)])  # fmt: skip
         return collector, relay
 
-    def _start(self, role: str, args: list[str]) -> str:
+    def _start(self, role: str, args: list[str]) -> dict[str, str]:
         log = self.root / "logs" / f"{role}-{len(self.children)}.log"
         popen = spawn(role, args, log)
         self.children.append(popen)
         info = read_ready(popen, log)
-        listen = info.get("listen", {})
-        return str(listen.get("logferry", ""))
+        return {str(k): str(v) for k, v in info.get("listen", {}).items()}
 
     def stop(self) -> None:
         for child in reversed(self.children):  # agents first, collector last
@@ -186,7 +189,16 @@ def run_demo(duration_s: float | None, data: Path | None, rate: int) -> int:
     print(f"logferry demo: data in {root}")
     try:
         collector, relay = demo.start()
-        print(f"  collector logferry/1 on {collector}; relay logferry/1 on {relay}")
+        print(f"  collector logferry/1 on {collector['logferry']}; relay logferry/1 on {relay['logferry']}")
+        if "api" in relay and "api" in collector:
+            print(
+                f"  relay API     http://{relay['api']}/api/status   (logferry held list --api http://{relay['api']})"
+            )
+            print(f"  collector API http://{collector['api']}/api/records/search?q=gateway")
+        if "line" in relay:
+            print(
+                f"  the prototype's line input on {relay['line']}; syslog over TCP on {relay.get('syslog')}"
+            )
         print(f"  3 simulated devices writing {rate} lines/s each")
         started = last_plain = time.monotonic()
         before = demo.snapshot()
