@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 from logferry.errors import StoreError
 from logferry.inputs.levels import detect_level
-from logferry.inputs.syslog.feed import InputServer, JournalFeed
+from logferry.inputs.syslog.feed import InputServer, JournalFeed, ServedInput
 from logferry.inputs.syslog.framing import Frame, Mode, SyslogFramer
 from logferry.model import Entry, Level
 
@@ -64,8 +64,10 @@ def parse_line(data: bytes, peer: str, received_ns: int) -> tuple[str, Entry, bo
     return peer, Entry(received_ns, int(Level.INFO), peer, "", text, {"parse_error": why}), False
 
 
-class LineInput:
+class LineInput(ServedInput):
     """``line_listen``: the prototype's line protocol; see the module docstring."""
+
+    name = "line"
 
     def __init__(
         self,
@@ -85,20 +87,6 @@ class LineInput:
         self.invalid_reply = invalid_reply
         self.write_timeout_s = write_timeout_s
         self.server = InputServer("relay line", "line_listen", listen, self._connection)
-
-    @property
-    def name(self) -> str:
-        return "line"
-
-    @property
-    def enabled(self) -> bool:
-        return self.server.enabled
-
-    async def start(self) -> str:
-        return await self.server.start()
-
-    async def shutdown(self, deadline_s: float) -> None:
-        await self.server.shutdown(deadline_s)
 
     async def _connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str

@@ -150,3 +150,20 @@ class InputServer:
         self._stop.set_result(None)
         await self._server.shutdown(deadline_s)
         log.info("%s stopped: %s", self.name, self.counters.summary())
+
+
+class ServedInput:
+    """An input that is one ``InputServer``: what the relay starts, names in READY, and stops."""
+
+    name = ""
+    server: InputServer
+
+    @property
+    def enabled(self) -> bool:
+        return self.server.enabled
+
+    async def start(self) -> str:
+        return await self.server.start()
+
+    async def shutdown(self, deadline_s: float) -> None:
+        await self.server.shutdown(deadline_s)

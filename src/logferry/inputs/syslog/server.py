@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 
 from logferry.errors import StoreError
-from logferry.inputs.syslog.feed import InputServer, JournalFeed
+from logferry.inputs.syslog.feed import InputServer, JournalFeed, ServedInput
 from logferry.inputs.syslog.framing import Frame, SyslogFramer
 from logferry.inputs.syslog.parse import frame_entry
 from logferry.model import Entry
@@ -33,8 +33,10 @@ log = logging.getLogger("logferry.syslog")
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 
 
-class SyslogInput:
+class SyslogInput(ServedInput):
     """``syslog_listen``: RFC 5424 / RFC 3164 messages over TCP, octet counted or LF/NUL framed."""
+
+    name = "syslog"
 
     def __init__(
         self,
@@ -48,20 +50,6 @@ class SyslogInput:
         self.max_message_bytes = max_message_bytes
         self.frame_timeout_s = frame_timeout_s
         self.server = InputServer("relay syslog", "syslog_listen", listen, self._connection)
-
-    @property
-    def name(self) -> str:
-        return "syslog"
-
-    @property
-    def enabled(self) -> bool:
-        return self.server.enabled
-
-    async def start(self) -> str:
-        return await self.server.start()
-
-    async def shutdown(self, deadline_s: float) -> None:
-        await self.server.shutdown(deadline_s)
 
     async def _connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
