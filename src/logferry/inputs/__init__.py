@@ -1,10 +1,16 @@
-"""The agent's inputs: sources that read log lines and hand them, with checkpoints, to the spool.
+"""Inputs: where records come from.
+
+The agent's inputs hand lines, with checkpoints, to its spool:
 
 - ``TailInput`` follows files matching globs (rotation, truncation, multiline, restart from checkpoints);
 - ``StdinInput`` reads standard input until end of file (``stdin_source()`` builds its stream).
 
-Every input has ``async def run(self, emit: Emit) -> None``; ``Emit`` states the contract. Inputs produce
-``model.Entry`` objects; they never number them (the spool gives seqs) and never talk to the network.
+They have ``async def run(self, emit: Emit) -> None``; ``Emit`` states the contract. They produce
+``model.Entry`` objects, never number them (the spool gives seqs) and never talk to the network.
+
+The relay's inputs for senders without an agent listen on TCP and hand entries to the relay's journal,
+which numbers them: ``inputs.syslog`` (RFC 6587 framing, RFC 5424 / 3164) and ``inputs.line`` (the seed
+prototype's ``name&&message`` protocol). See docs/INPUTS.md.
 """
 
 from logferry.inputs.emit import DELETE_CHECKPOINT, Emit
