@@ -15,8 +15,9 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from logferry.config import AgentConfig, Compression, StdinInput, TailInput, parse_address, read_token
 from logferry.inputs import Emit, stdin_source
@@ -35,6 +36,12 @@ log = logging.getLogger("logferry.agent")
 
 MAX_RESEND_SEQS = 100_000  # seqs one ResendRequest is answered for (bounds memory)
 RESEND_BATCH_RECORDS = 1_000
+
+
+class RunsWithEmit(Protocol):
+    """An input given to the agent in code (e.g. the Python logging handler's queue)."""
+
+    async def run(self, emit: Emit) -> None: ...
 
 
 class SpoolQueue:
@@ -120,15 +127,24 @@ class SpoolWriter:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, *, exit_when_done: bool = False) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        exit_when_done: bool = False,
+        extra_inputs: Sequence[RunsWithEmit] = (),
+        announce: bool = True,
+    ) -> None:
         self.config = config
         self.data_dir = Path(config.data_dir)
         self.exit_when_done = exit_when_done
+        self.extra_inputs = tuple(extra_inputs)
+        self.announce = announce  # False when embedded (the logging handler): stdout is not ours
         self.host = socket.gethostname()
 
     async def run(self, stop: StopSignal) -> int:
         cfg = self.config
-        if not cfg.inputs:
+        if not cfg.inputs and not self.extra_inputs:
             log.warning("no inputs configured: add [[agent.inputs]] to the config, or use --tail/--stdin")
         spool = await Spool.open(
             self.data_dir / "spool.db",
@@ -161,7 +177,9 @@ class Agent:
         shipping = asyncio.create_task(sender.run(sender_stop))
         checkpoints = await spool.checkpoints()
         readers = [asyncio.create_task(self._run_input(i, checkpoints, writer.emit)) for i in cfg.inputs]
-        announce_ready("agent", {}, source=cfg.source, relay=cfg.relay, data=str(self.data_dir))
+        readers += [asyncio.create_task(extra.run(writer.emit)) for extra in self.extra_inputs]
+        if self.announce:
+            announce_ready("agent", {}, source=cfg.source, relay=cfg.relay, data=str(self.data_dir))
         try:
             if self.exit_when_done:
                 done = asyncio.create_task(self._drained(queue, readers, writer))
