@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit integration bench clean lock
+.PHONY: demo test lint types unit integration bench clean lock sysdeps
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PY) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
@@ -27,10 +27,14 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) sysdeps
 	$(BIN)/pytest -q tests/integration
 
-test: lint types
+# Real peers the tests drive (rsyslog and its TLS driver, rsync, logger): installed if missing.
+sysdeps:
+	bash scripts/system-deps.sh
+
+test: lint types sysdeps
 	$(BIN)/pytest -q tests
 
 bench: $(STAMP)
