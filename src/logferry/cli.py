@@ -15,6 +15,7 @@ from pathlib import Path
 
 from logferry import __version__
 from logferry.cli_admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
+from logferry.cli_certs import add_certs_parser, run_certs
 from logferry.config import AgentConfig, StdinInput, TailInput, check_file, example_text, load
 from logferry.config.schema import Role
 from logferry.errors import ConfigError, LogferryError
@@ -76,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, default=None, help="keep the demo's data here (default: a temp dir)"
     )
     demo.add_argument("--rate", type=int, default=200, help="lines per second per device")
-    add_admin_parsers(sub)  # status, held, audit: through a running role's REST API
+    add_admin_parsers(sub)  # status, held, missing, reconcile, audit: through a running role's REST API
+    add_certs_parser(sub)  # certs init|issue: a private CA and TLS certificates for a site
     return parser
 
 
@@ -152,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in report.lines():
                 print(line, file=sys.stdout if report.ok else sys.stderr)
             return 0 if report.ok else EXIT_USAGE
+        if args.command == "certs":
+            return run_certs(args)
         if args.command in ADMIN_COMMANDS:
             return run_admin(args)
         if args.command == "demo":

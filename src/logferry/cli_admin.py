@@ -1,10 +1,11 @@
-"""The operator commands of ``logferry``: ``status``, ``held list|show|release|delete``, ``audit``.
+"""The operator commands of ``logferry``: ``status``, ``held list|show|release|delete``,
+``missing list|resend|ack``, ``reconcile``, ``audit``.
 
 They talk to a running role's REST API (docs/API.md) — the relay's by default (http://127.0.0.1:8170), the
 collector's with ``status --collector`` or ``--api`` — and print human tables, or the API's JSON with
-``--json`` for scripts. ``release`` and ``delete`` show how many items they will touch and ask first, unless
-``--yes``; without a terminal to ask on they refuse rather than guess. Exit status: 0 ok, 1 the API
-refused or could not be reached, 2 bad usage.
+``--json`` for scripts. ``held release|delete`` and ``missing resend|ack`` show how many items they will
+touch and ask first, unless ``--yes``; without a terminal to ask on they refuse rather than guess. Exit
+status: 0 ok, 1 the API refused or could not be reached, 2 bad usage.
 
 This module must never reach into a store: everything goes through the API, so the CLI and the console can
 never disagree and every action is audited by the role.
@@ -21,9 +22,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # httpx is imported only when an admin command runs: roles start without it
     from logferry.api.client import ApiClient
 
-ADMIN_COMMANDS = frozenset({"status", "held", "audit"})
+ADMIN_COMMANDS = frozenset({"status", "held", "missing", "reconcile", "audit"})
 RELAY_API = "http://127.0.0.1:8170"
 COLLECTOR_API = "http://127.0.0.1:8171"
+RECONCILE_TIMEOUT_S = 600.0  # a reconciliation that finds much damage asks many questions: wait for it
+MISSING_STATES = ("open", "resent", "acknowledged", "resolved")  # store.missing.MissingState, not imported:
+MISSING_KINDS = (
+    "missing_at_collector",
+    "digest_mismatch",
+    "lost",
+    "missing_at_device",
+)  # the CLI stays light
 EXIT_API = 1
 EXIT_USAGE = 2
 
@@ -38,6 +47,13 @@ def parse_key(text: str) -> tuple[str, int]:
     if not sep or not source or not seq.isdigit() or int(seq) < 1:
         raise UsageError(f"expected SOURCE:SEQ with SEQ ≥ 1, got {text!r}")
     return source, int(seq)
+
+
+def entry_id(text: str) -> int:
+    """A missing-list id as listed by ``logferry missing list``: a positive integer."""
+    if not text.isdigit() or not 1 <= int(text) <= 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"expected an entry id (a positive integer), got {text!r}")
+    return int(text)
 
 
 def _common(p: argparse.ArgumentParser, default_api: str | None = RELAY_API) -> None:
@@ -86,10 +102,35 @@ def add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         act.add_argument("--all-matching", action="store_true", help="every held item matching the filters")
         act.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
         _filters(act)
+    _add_missing_parsers(sub)
     audit = sub.add_parser("audit", help="show the audit log of operator actions")
     _common(audit)
     audit.add_argument("--q", help="substring of operator, action or target")
     _paging(audit)
+
+
+def _add_missing_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    missing = sub.add_parser(
+        "missing", help="review, resend or acknowledge what reconciliation found missing"
+    )
+    missing_sub = missing.add_subparsers(dest="missing_command", required=True)
+    listing = missing_sub.add_parser("list", help="list missing-list entries (filters, paging)")
+    _common(listing)
+    listing.add_argument("--state", choices=MISSING_STATES, help="only entries in this state")
+    listing.add_argument("--kind", choices=MISSING_KINDS, help="only entries of this kind")
+    listing.add_argument("--source", help="source (device) name")
+    _paging(listing)
+    for name, verb in (
+        ("resend", "send the relay's copy to the collector again"),
+        ("ack", "accept them as they are (e.g. lost for good); never reported again"),
+    ):
+        act = missing_sub.add_parser(name, help=f"{name} missing entries: {verb} (audited)")
+        _common(act)
+        act.add_argument("ids", nargs="+", type=entry_id, metavar="ID", help="entry ids from `missing list`")
+        act.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    reconcile = sub.add_parser("reconcile", help="reconcile the relay with the collector now (audited)")
+    _common(reconcile)
+    reconcile.add_argument("--last", action="store_true", help="show the last run instead of running one")
 
 
 def _filter_of(args: argparse.Namespace) -> dict[str, str]:
@@ -188,6 +229,80 @@ def _settle(api: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm(args: argparse.Namespace, question: str) -> bool:
+    """True when the operator agreed (or gave --yes); raises UsageError without a terminal to ask on."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question}: no terminal to confirm on; add --yes")
+    return input(f"{question}? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _missing(api: ApiClient, args: argparse.Namespace) -> int:
+    cmd = args.missing_command
+    if cmd == "list":
+        params = {"state": args.state, "kind": args.kind, "source": args.source, "limit": args.limit,
+                  "offset": args.offset}  # fmt: skip
+        page = api.get("/api/missing", params)
+        rows = [[str(e["id"]), e["source"], f"{e['first_seq']}-{e['last_seq']}", str(e["count"]),
+                 e["kind"], e["state"], e["found_at"][:19], e["acknowledged_by"] or ""]
+                for e in page["items"]]  # fmt: skip
+        human = _table(rows, ["ID", "SOURCE", "SEQS", "COUNT", "KIND", "STATE", "FOUND (UTC)", "ACK BY"])
+        shown = f"{args.offset + 1}-{args.offset + len(page['items'])}" if page["items"] else "none"
+        _print(args, page, f"{human}\n{shown} of {page['total']} entries")
+        return 0
+    ids = list(dict.fromkeys(args.ids))
+    shown = ", ".join(map(str, ids[:20])) + (" …" if len(ids) > 20 else "")
+    verb = "resend" if cmd == "resend" else "acknowledge"
+    if not _confirm(args, f"{verb} {len(ids)} missing entr{'y' if len(ids) == 1 else 'ies'} ({shown})"):
+        print("nothing done")
+        return 0
+    result = api.post(f"/api/missing/{cmd}", {"ids": ids})
+    if cmd == "resend":
+        human = (f"resent {result['records']:,} record(s) of {result['entries']} entr(ies) "
+                 f"(audit #{result['audit_id']})")  # fmt: skip
+        if result["skipped"]:
+            human += (f"\nnot resent: {', '.join(map(str, result['skipped']))} (lost, missing at the "
+                      "device, already settled, or no longer kept by the relay; see `logferry missing list`)"
+                      )  # fmt: skip
+    else:
+        human = f"acknowledged {result['acknowledged']} of {len(ids)} entr(ies) (audit #{result['audit_id']})"
+        if result["acknowledged"] < len(ids):
+            human += "\nthe others were already acknowledged or resolved"
+    _print(args, result, human)
+    return 0
+
+
+def _report_lines(r: dict[str, Any]) -> list[str]:
+    cost = (f"{r['sources']} source(s), {r['questions']} question(s), {r['bytes_sent']:,}+"
+            f"{r['bytes_received']:,} bytes in {r['duration_s']:.3f} s")  # fmt: skip
+    if r["clean"]:
+        return [f"in sync: {cost} (started {r['started_at'][:19]} UTC)"]
+    return [
+        f"DIFFERENCES: {r['new_entries']} new missing entr(ies), {r['resent_entries']} resent at once; "
+        f"{cost}",
+        "  review them with `logferry missing list --state open`, then `logferry missing resend ID…` or "
+        "`logferry missing ack ID…`",
+    ]
+
+
+def _reconcile(api: ApiClient, args: argparse.Namespace) -> int:
+    if args.last:
+        state = api.get("/api/reconcile")
+        last = state["last_report"]
+        lines = _report_lines(last) if last else ["no reconciliation has run since the relay started"]
+        if state["last_error"]:
+            lines.append(f"last scheduled run failed: {state['last_error']}")
+        every = f"every {state['interval_s']:g} s" if state["interval_s"] > 0 else "on demand only"
+        link = "connected" if state["collector_connected"] else "NOT connected"
+        lines.append(f"schedule: {every}; resend_policy {state['resend_policy']}; collector {link}")
+        _print(args, state, "\n".join(lines))
+        return 0
+    report = api.post("/api/reconcile", {})
+    _print(args, report, "\n".join([*_report_lines(report), f"(audit #{report['audit_id']})"]))
+    return 0
+
+
 def _audit(api: ApiClient, args: argparse.Namespace) -> int:
     page = api.get("/api/audit", {"q": args.q, "limit": args.limit, "offset": args.offset})
     rows = [[str(e["id"]), e["at"][:19], e["operator"], e["action"], e["state"], str(e["count"] or 0),
@@ -201,9 +316,16 @@ def run_admin(args: argparse.Namespace) -> int:
     from logferry.api.client import ApiCallError, ApiClient
 
     url = args.api or (COLLECTOR_API if getattr(args, "collector", False) else RELAY_API)
-    handlers = {"status": _status, "held": _held, "audit": _audit}
+    handlers = {
+        "status": _status,
+        "held": _held,
+        "missing": _missing,
+        "reconcile": _reconcile,
+        "audit": _audit,
+    }
+    timeout_s = RECONCILE_TIMEOUT_S if args.command == "reconcile" else 30.0
     try:
-        with ApiClient(url, token=args.token, operator=args.operator) as api:
+        with ApiClient(url, token=args.token, operator=args.operator, timeout_s=timeout_s) as api:
             return handlers[args.command](api, args)
     except UsageError as exc:
         print(f"logferry {args.command}: {exc}", file=sys.stderr)

@@ -76,8 +76,9 @@ class Procs:
             # Tests run in parallel with others on this machine: never bind the default API ports.
             args = (*args, "--api-listen", "127.0.0.1:0")
         if role == "relay" and not any(a.startswith(("syslog_listen=", "line_listen=")) for a in args):
-            # Likewise the syslog (5514) and line (12345) inputs; put them first so a test's --set still wins.
-            args = ("--set", "syslog_listen=127.0.0.1:0", "--set", "line_listen=127.0.0.1:0", *args)
+            # Likewise the syslog (5514, TLS 6514) and line (12345) inputs; first: a test's --set wins.
+            args = ("--set", "syslog_listen=127.0.0.1:0", "--set", "line_listen=127.0.0.1:0",
+                    "--set", "syslog_tls_listen=127.0.0.1:0", *args)  # fmt: skip
         popen = processes.spawn(role, list(args), log_path, stdin=stdin, env=env)
         proc = Proc(role, list(args), log_path, popen)
         self.running.append(proc)

@@ -2,10 +2,12 @@
 and every answer matches the documented status codes, content types and response schemas.
 
 Bounded: a few examples per operation and no deadline per example, so each role takes seconds. The relay
-holds a few items first, so the held routes answer with data and not only with empty pages."""
+holds a few items and lists one missing record first, so the held and missing routes answer with data and
+not only with empty pages."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.integration.api_chain import ApiChain, get_json, start_api_chain
+from tests.integration.api_chain import ApiChain, call, get_json, start_api_chain
 from tests.integration.pipeline import write_lines
 from tests.integration.procs import Procs, wait_until
 
@@ -41,6 +43,14 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiChain]:
         write_lines(path, 1, 60)
         chain.start_agent("dev-s", "--tail", str(path))
         wait_until(lambda: get_json(chain.relay_api + "/api/held")["total"] == 6, 30, "6 held items")
+        # One record lost at the collector behind its back, so the missing list has an entry to show.
+        wait_until(
+            lambda: get_json(chain.relay_api + "/api/status")["outbox"]["records"] == 0, 30, "all acked"
+        )
+        with sqlite3.connect(root / "collector" / "records.db") as conn:
+            conn.execute("DELETE FROM records WHERE source = 'dev-s' AND seq = 1")
+        conn.close()
+        assert call("POST", chain.relay_api + "/api/reconcile").json()["new_entries"] == 1
         yield chain
     finally:
         procs.stop_all()
@@ -70,6 +80,8 @@ def check_spec(base_url: str) -> list[str]:
 def test_relay_api_conforms_to_its_spec(chain: ApiChain) -> None:
     checked = check_spec(chain.relay_api)
     assert "POST /api/held/release" in checked and "GET /api/held/{source}/{seq}" in checked
+    assert {"GET /api/missing", "POST /api/missing/resend", "POST /api/missing/ack", "POST /api/reconcile",
+            "GET /api/reconcile"} <= set(checked)  # fmt: skip
 
 
 def test_collector_api_conforms_to_its_spec(chain: ApiChain) -> None:

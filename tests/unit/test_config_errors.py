@@ -23,7 +23,9 @@ shutdown_timeout_s api_token api_token_file name data_dir listen collector api_l
 devices devices_file
 allow_unknown_devices compression outbox_keep_bytes reconcile_interval_s resend_policy default_action rules
 syslog_listen syslog_max_message_bytes line_listen line_max_message_bytes line_idle_s line_reply
-line_invalid_reply"""
+line_invalid_reply tls_cert tls_key tls_client_ca tls_client_auth collector_tls collector_ca collector_cert
+collector_key collector_server_name syslog_tls_listen syslog_tls_cert syslog_tls_key syslog_tls_client_ca
+syslog_tls_client_auth"""
 ADDR = '"host:port" (IPv6 as "[::1]:5170"; port 0-65535, 0 lets the OS pick)'
 
 # (role, file text, the problems `logferry config check` prints, with FILE standing for the path)
@@ -158,7 +160,7 @@ CASES: list[tuple[str, str, list[str]]] = [
     (
         "agent",
         '[[agent.inputs]]\ntype = "file"\n',
-        ['FILE: agent.inputs[0].type: expected one of tail, stdin, got "file"'],
+        ['FILE: agent.inputs[0].type: expected one of tail, stdin, files, got "file"'],
     ),
     (
         "agent",

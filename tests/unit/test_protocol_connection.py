@@ -32,6 +32,13 @@ from logferry.protocol.messages import (
     Challenge,
     Code,
     Credit,
+    FileAck,
+    FileChunk,
+    FileDone,
+    FileNack,
+    FileOffer,
+    FileProgress,
+    FileResume,
     Goodbye,
     Hello,
     ItemsAnswer,
@@ -148,6 +155,8 @@ def client_after_challenge(token: bytes | None = TOKEN) -> ClientConnection:
 CLIENT_SENDS = {Hello, Auth, Batch, Ping, Pong, Goodbye, ReconcileQuery, ItemsQuery, Unavailable}
 SERVER_SENDS = {Challenge, Welcome, Ack, Nack, Credit, Ping, Pong, Goodbye, ReconcileAnswer, ItemsAnswer}
 SERVER_SENDS |= {ResendRequest}
+CLIENT_SENDS |= {FileOffer, FileChunk, FileDone}
+SERVER_SENDS |= {FileResume, FileProgress, FileAck, FileNack}
 
 
 def test_every_row_moves_a_message_its_sender_may_send() -> None:

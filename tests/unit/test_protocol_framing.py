@@ -24,6 +24,13 @@ from logferry.protocol.messages import (
     Code,
     Credit,
     Differs,
+    FileAck,
+    FileChunk,
+    FileDone,
+    FileNack,
+    FileOffer,
+    FileProgress,
+    FileResume,
     Goodbye,
     Hello,
     ItemsAnswer,
@@ -44,6 +51,7 @@ NONCE_C = bytes(range(16))
 NONCE_S = bytes(range(0xA0, 0xB0))
 
 # (message, exact frame as hex). Every message type appears at least once.
+SHA = bytes(range(32))
 GOLDEN: list[tuple[Message, str]] = [
     (
         Hello([1], 1, "agent-1", NONCE_C, "lf/0.1"),
@@ -74,6 +82,17 @@ GOLDEN: list[tuple[Message, str]] = [
     ),
     (ResendRequest(1, "agent-1", [(11, 20)]), "0000000f941801a76167656e742d3191920b14"),
     (Unavailable(1, "agent-1", [(16, 20)]), "0000000f941901a76167656e742d3191921014"),
+    # whole files (docs/PROTOCOL.md §13)
+    (
+        FileOffer("d/files", 1, "in/a.txt", 5, 1700000000000000000, SHA),
+        "00000040970ca7642f66696c657301a8696e2f612e74787405cf17979cfe362a0000c420" + SHA.hex(),
+    ),
+    (FileResume("d/files", 1, 2), "0000000c940da7642f66696c65730102"),
+    (FileChunk("d/files", 1, 2, b"llo"), "00000011950ea7642f66696c65730102c4036c6c6f"),
+    (FileDone("d/files", 1, SHA), "0000002d940fa7642f66696c657301c420" + SHA.hex()),
+    (FileProgress("d/files", 1, 5), "0000000c9412a7642f66696c65730105"),
+    (FileAck("d/files", 1), "0000000b9310a7642f66696c657301"),
+    (FileNack("d/files", 1, 6, "disk full", True), "000000179611a7642f66696c65730106a96469736b2066756c6cc3"),
 ]
 IDS = [f"{type(m).__name__}-{i}" for i, (m, _) in enumerate(GOLDEN)]
 
@@ -167,7 +186,7 @@ def test_zero_length_frame_is_malformed() -> None:
     ("body", "why"),
     [
         (b"\xc1", "invalid"),  # 0xc1 is never used in msgpack
-        (b"\x92\x0c\x00", "12"),  # tag 12 does not exist
+        (b"\x92\x13\x00", "19"),  # tag 19 does not exist (reserved)
         (b"\x92\x08\xa1x", "int"),  # Ping with a str nonce
         (b"\x92\x08\x03\x00", "trailing"),  # a message followed by junk inside the same frame
         (b"\x91\x08", "at least length 2"),  # Ping without its nonce

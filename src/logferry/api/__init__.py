@@ -1,7 +1,7 @@
 """The REST API of the server roles (relay and collector): FastAPI apps, their routers, metrics and auth.
 
-Layout — one router module per area, so a new area (missing items, reconcile) is one more module and one
-more ``include_router`` line in ``apps.py``:
+Layout — one router module per area, so a new area (files) is one more module and one more
+``include_router`` line in ``apps.py``:
 
     launch.py          start/stop the API inside a role's event loop (light: imports nothing heavy)
     serving.py         uvicorn on an already-bound socket, without uvicorn's own signal handling

@@ -1,8 +1,8 @@
 """The FastAPI app of each server role: which routers it has, its error handlers and its OpenAPI spec.
 
-One router module per area; an area added later (missing items, reconcile, files) is one import and one
-``include_router`` line here, taking the role's view. This module only assembles; routes live in their
-modules and must never be defined here.
+One router module per area; an area added later (files) is one import and one ``include_router`` line
+here, taking the role's view. This module only assembles; routes live in their modules and must never be
+defined here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from logferry.api.launch import CollectorView, RelayView, RoleView
 from logferry.api.metrics import collector_samples, metrics_router, relay_samples
 from logferry.api.problems import fix_openapi, install_handlers
 from logferry.api.routes_audit import audit_router
+from logferry.api.routes_files import files_router
 from logferry.api.routes_held import held_router
+from logferry.api.routes_missing import missing_router
 from logferry.api.routes_records import records_router
 from logferry.api.routes_status import collector_status_router, health_router, relay_status_router
 
@@ -43,6 +45,7 @@ def create_relay_app(view: RelayView) -> FastAPI:
     app.include_router(health_router(view, "relay"))
     app.include_router(relay_status_router(view))
     app.include_router(held_router(view))
+    app.include_router(missing_router(view))
     app.include_router(audit_router(view))
     app.include_router(metrics_router(view, lambda: relay_samples(view)))
     return app
@@ -53,6 +56,7 @@ def create_collector_app(view: CollectorView) -> FastAPI:
     app.include_router(health_router(view, "collector"))
     app.include_router(collector_status_router(view))
     app.include_router(records_router(view))
+    app.include_router(files_router(view))
     app.include_router(audit_router(view))
     app.include_router(metrics_router(view, lambda: collector_samples(view)))
     return app

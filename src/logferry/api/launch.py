@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from logferry.reconcile.relay_side import Reconciler
     from logferry.roles.server import PeerTable
     from logferry.store.audit import AuditLog
+    from logferry.store.file_manifests import FileManifests
     from logferry.store.journal import Journal
     from logferry.store.records import RecordStore
     from logferry.transport.sender import Sender
@@ -64,6 +65,7 @@ class RelayView(RoleView):
 class CollectorView(RoleView):
     store: RecordStore
     config: CollectorConfig
+    files: FileManifests | None = None  # whole files: manifests and content (routes_files.py)
 
 
 class RunningApi:

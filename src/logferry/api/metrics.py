@@ -23,6 +23,7 @@ from logferry.api.auth import token_check
 from logferry.api.launch import CollectorView, RelayView, RoleView
 from logferry.api.problems import error_responses
 from logferry.model import Fate
+from logferry.store.missing import MissingKind, MissingState
 
 
 @dataclass
@@ -112,6 +113,20 @@ async def relay_samples(view: RelayView) -> list[Sample]:
             1 if view.sender.status.connected else 0,
         ),
     ]
+    missing = view.reconciler.missing
+    for state in (MissingState.OPEN, MissingState.RESENT):  # live entries: settled ones are history
+        for kind in MissingKind:
+            n = await missing.count(state=state, kind=kind)
+            labels = {"kind": kind.value, "state": state.value}
+            out.append(Sample("logferry_relay_missing_entries", "live missing-list entries", n, labels))
+    last = view.reconciler.last_report
+    if last is not None:
+        out += [
+            Sample("logferry_relay_reconcile_last_clean", "1 if the last reconciliation found no difference",
+                   1 if last.clean else 0),
+            Sample("logferry_relay_reconcile_last_timestamp_seconds", "when the last reconciliation started",
+                   last.started_ns / 1e9),
+        ]  # fmt: skip
     return out
 
 

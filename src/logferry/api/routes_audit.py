@@ -1,7 +1,7 @@
 """The audit log of operator actions, read-only: ``GET /api/audit`` (newest first, substring search).
 
-Entries are written by the routes that act (held release and delete today; missing-item resends and
-acknowledgements later), never here. This module must never write or delete an entry.
+Entries are written by the routes that act (held release and delete, missing-item resend and acknowledge,
+reconcile now), never here. This module must never write or delete an entry.
 """
 
 from __future__ import annotations

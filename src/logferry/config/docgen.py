@@ -18,7 +18,14 @@ from typing import Any
 
 import msgspec
 
-from logferry.config.schema import AgentConfig, CollectorConfig, RelayConfig, StdinInput, TailInput
+from logferry.config.schema import (
+    AgentConfig,
+    CollectorConfig,
+    FilesInput,
+    RelayConfig,
+    StdinInput,
+    TailInput,
+)
 from logferry.config.validate import describe
 from logferry.pipeline.rule_config import RuleConfig
 
@@ -26,6 +33,7 @@ TABLES: dict[str, tuple[str, type[msgspec.Struct]]] = {
     "agent": ("[agent]", AgentConfig),
     "agent.inputs.tail": ('[[agent.inputs]] type = "tail"', TailInput),
     "agent.inputs.stdin": ('[[agent.inputs]] type = "stdin"', StdinInput),
+    "agent.inputs.files": ('[[agent.inputs]] type = "files"', FilesInput),
     "relay": ("[relay]", RelayConfig),
     "relay.rules": ("[[relay.rules]]", RuleConfig),
     "collector": ("[collector]", CollectorConfig),

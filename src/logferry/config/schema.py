@@ -46,6 +46,14 @@ class ResendPolicy(enum.Enum):
     CONFIRM = "confirm"
 
 
+class ClientAuth(enum.Enum):
+    """Whether a TLS server asks its clients for a certificate signed by its ``*_client_ca``."""
+
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
 class Compression(enum.Enum):
     """How batch bodies are compressed on the way out."""
 
@@ -108,7 +116,41 @@ class StdinInput(_Section, tag_field="type", tag="stdin"):
     ] = True
 
 
-Input = TailInput | StdinInput
+class FilesInput(_Section, tag_field="type", tag="files"):
+    """``[[agent.inputs]] type = "files"``: ship each complete file of some folders, whole."""
+
+    paths: Annotated[
+        list[str],
+        opt("Glob patterns of the folders to watch; `**` matches folders recursively.", min_length=1),
+    ]
+    pattern: Annotated[str, opt("Glob on file names to ship (e.g. `*.csv`).", min_length=1)] = "*"
+    exclude: Annotated[
+        list[str], opt("Glob patterns of file names to skip; the default skips hidden and `*.tmp` files.")
+    ] = msgspec.field(default_factory=lambda: [".*", "*.tmp"])
+    stable_s: Annotated[
+        float,
+        opt(
+            "Seconds a file's size and mtime must stay unchanged before it counts as complete; a file "
+            "renamed into the folder (its mtime older than this) counts as complete at once.",
+            ge=0,
+        ),
+    ] = 2.0
+    chunk_bytes: Annotated[
+        int, opt("Bytes per chunk on the wire (capped below the relay's frame limit).", ge=4096)
+    ] = 1 * MiB
+    delete_after: Annotated[
+        bool, opt("Delete a file once the relay acknowledged it (exclusive with move_to).")
+    ] = False
+    move_to: Annotated[
+        str, opt('Folder to move a file into once the relay acknowledged it. "": keep it where it is.')
+    ] = ""
+    rescan_s: Annotated[
+        float,
+        opt("Seconds between full listings of the folders, beside change events (missed events).", gt=0),
+    ] = 5.0
+
+
+Input = TailInput | StdinInput | FilesInput
 
 
 class AgentConfig(_Section):
@@ -153,7 +195,24 @@ class AgentConfig(_Section):
         float, opt("First delay before reconnecting; doubles on each failure.", gt=0)
     ] = 0.2
     reconnect_max_s: Annotated[float, opt("Longest delay between reconnection attempts.", gt=0)] = 30.0
-    inputs: Annotated[list[Input], opt('[[agent.inputs]] tables; type = "tail" or "stdin".')] = []
+    tls: Annotated[
+        bool, opt("Speak TLS to the relay (its tls_cert must be set); the relay's certificate is verified.")
+    ] = False
+    tls_ca: Annotated[
+        str,
+        opt(
+            "PEM file of the CA that signed the relay's certificate. Empty: the system's trust store.",
+            kind="file",
+        ),
+    ] = ""
+    tls_cert: Annotated[
+        str, opt("PEM client certificate for mutual TLS (its name must be this source).", kind="file")
+    ] = ""
+    tls_key: Annotated[str, opt("PEM private key of tls_cert.", kind="file")] = ""
+    tls_server_name: Annotated[
+        str, opt("Name the relay's certificate must carry.", default_doc="the host of relay")
+    ] = ""
+    inputs: Annotated[list[Input], opt('[[agent.inputs]] tables; type = "tail", "stdin" or "files".')] = []
 
 
 class _ServerSection(_Section):
@@ -187,6 +246,28 @@ class _ServerSection(_Section):
     api_token_file: Annotated[
         str, opt("File holding the API token. Exclusive with api_token.", kind="file")
     ] = ""
+    tls_cert: Annotated[
+        str,
+        opt("PEM certificate (chain) of the logferry/1 port; set with tls_key to turn TLS on.", kind="file"),
+    ] = ""
+    tls_key: Annotated[str, opt("PEM private key of tls_cert.", kind="file")] = ""
+    tls_client_ca: Annotated[
+        str, opt("PEM file of the CA that signs clients' certificates (mutual TLS).", kind="file")
+    ] = ""
+    tls_client_auth: Annotated[
+        ClientAuth | None,
+        opt(
+            "Client certificates on the logferry/1 port: none, optional or required. A certificate's name "
+            "must equal the Hello's source; with one, the source's token becomes optional.",
+            default_doc="required if tls_client_ca is set, else none",
+        ),
+    ] = None
+
+    def client_auth(self) -> ClientAuth:
+        """The effective tls_client_auth: a configured client CA means client certificates are required."""
+        if self.tls_client_auth is not None:
+            return self.tls_client_auth
+        return ClientAuth.REQUIRED if self.tls_client_ca else ClientAuth.NONE
 
 
 class RelayConfig(_ServerSection):
@@ -205,6 +286,24 @@ class RelayConfig(_ServerSection):
     api_listen: Annotated[
         str, opt('REST API and /metrics address, host:port (port 0: any; "": off).', kind="address?")
     ] = "127.0.0.1:8170"
+    collector_tls: Annotated[
+        bool, opt("Speak TLS to the collector (its tls_cert must be set); its certificate is verified.")
+    ] = False
+    collector_ca: Annotated[
+        str,
+        opt(
+            "PEM file of the CA that signed the collector's certificate. Empty: the system's trust store.",
+            kind="file",
+        ),
+    ] = ""
+    collector_cert: Annotated[
+        str,
+        opt("PEM client certificate toward the collector (its name must be this relay's name).", kind="file"),
+    ] = ""
+    collector_key: Annotated[str, opt("PEM private key of collector_cert.", kind="file")] = ""
+    collector_server_name: Annotated[
+        str, opt("Name the collector's certificate must carry.", default_doc="the host of collector")
+    ] = ""
     token: Annotated[str, opt("This relay's token toward the collector. Empty: none.")] = ""
     token_file: Annotated[str, opt("File holding the token. Exclusive with token.", kind="file")] = ""
     devices: Annotated[dict[str, str], opt("Table of device source = token.")] = {}
@@ -222,6 +321,30 @@ class RelayConfig(_ServerSection):
             kind="address?",
         ),
     ] = "127.0.0.1:5514"
+    syslog_tls_listen: Annotated[
+        str,
+        opt(
+            "Syslog over TLS (RFC 5425), host:port; on only with a certificate (syslog_tls_cert or "
+            'tls_cert). "": off.',
+            kind="address?",
+        ),
+    ] = "127.0.0.1:6514"
+    syslog_tls_cert: Annotated[
+        str, opt("PEM certificate of the syslog TLS port.", kind="file", default_doc="tls_cert")
+    ] = ""
+    syslog_tls_key: Annotated[
+        str, opt("PEM private key of syslog_tls_cert.", kind="file", default_doc="tls_key")
+    ] = ""
+    syslog_tls_client_ca: Annotated[
+        str, opt("PEM file of the CA that signs syslog senders' certificates.", kind="file")
+    ] = ""
+    syslog_tls_client_auth: Annotated[
+        ClientAuth | None,
+        opt(
+            "Client certificates on the syslog TLS port: none, optional or required.",
+            default_doc="required if syslog_tls_client_ca is set, else none",
+        ),
+    ] = None
     syslog_max_message_bytes: Annotated[
         int, opt("Longest syslog message; a longer one is cut and flagged, never dropped.", ge=1024)
     ] = 64 * 1024
@@ -274,6 +397,12 @@ class RelayConfig(_ServerSection):
         if self.allow_unknown_devices is not None:
             return self.allow_unknown_devices
         return not self.devices and not self.devices_file
+
+    def syslog_client_auth(self) -> ClientAuth:
+        """The effective syslog_tls_client_auth: a configured client CA means certificates are required."""
+        if self.syslog_tls_client_auth is not None:
+            return self.syslog_tls_client_auth
+        return ClientAuth.REQUIRED if self.syslog_tls_client_ca else ClientAuth.NONE
 
 
 class CollectorConfig(_ServerSection):

@@ -25,7 +25,7 @@ from typing import Any, Union
 import msgspec
 
 from logferry.config.address import parse_address
-from logferry.config.schema import CONFIG_TYPES, AgentConfig, AnyConfig, RelayConfig, Role
+from logferry.config.schema import CONFIG_TYPES, AgentConfig, AnyConfig, ClientAuth, RelayConfig, Role
 from logferry.errors import ConfigError
 from logferry.pipeline.redact import compile_regex
 from logferry.pipeline.rules import RuleSet
@@ -239,9 +239,60 @@ def _cross_checks(cfg: AnyConfig, role: Role, out: Problems) -> None:
                 f"{r}.{name}",
                 f"expected an existing file, got {show(file)} (relative to the working directory)",
             )
+    for key, message in tls_problems(cfg):
+        out.add(key, message)
     if isinstance(cfg, RelayConfig):
         _, problems = RuleSet.compile(cfg.rules, cfg.default_action, out.path, f"{r}.rules")
         out.items.extend(problems)
+
+
+_FILE_OPTIONS = frozenset(
+    {"tls_ca", "tls_cert", "tls_key", "tls_client_ca", "collector_ca", "collector_cert", "collector_key",
+     "syslog_tls_cert", "syslog_tls_key", "syslog_tls_client_ca"}
+)  # fmt: skip
+
+
+def tls_problems(cfg: AnyConfig) -> list[tuple[str, str]]:
+    """``(key, message)`` for TLS options that do not fit together or name missing files (none is read:
+    ``logferry.tls`` checks their content when it builds the contexts)."""
+    if isinstance(cfg, AgentConfig):
+        role, pairs, groups = (
+            "agent",
+            [("tls_cert", "tls_key")],
+            [("tls", ("tls_ca", "tls_cert", "tls_server_name"))],
+        )
+        clients: list[tuple[str, str, str]] = []
+    else:
+        role, pairs, groups = "collector", [("tls_cert", "tls_key")], []
+        clients = [("tls_cert", "tls_client_ca", "tls_client_auth")]
+        if isinstance(cfg, RelayConfig):
+            role = "relay"
+            pairs += [("syslog_tls_cert", "syslog_tls_key"), ("collector_cert", "collector_key")]
+            groups = [("collector_tls", ("collector_ca", "collector_cert", "collector_server_name"))]
+            clients.append(("syslog_tls_cert", "syslog_tls_client_ca", "syslog_tls_client_auth"))
+    out: list[tuple[str, str]] = []
+    for cert, key in pairs:
+        if bool(getattr(cfg, cert)) != bool(getattr(cfg, key)):
+            out.append(
+                (f"{role}.{key if getattr(cfg, cert) else cert}", f"set both {cert} and {key}, or neither")
+            )
+    for switch, options in groups:
+        for name in options:
+            if getattr(cfg, name) and not getattr(cfg, switch):
+                out.append((f"{role}.{name}", f"has no effect while {switch} is false; set {switch} = true"))
+    for cert, ca, auth in clients:
+        has_cert = bool(getattr(cfg, cert)) or (cert == "syslog_tls_cert" and bool(cfg.tls_cert))
+        wants = getattr(cfg, auth) not in (None, ClientAuth.NONE)
+        if getattr(cfg, ca) and not has_cert:
+            out.append((f"{role}.{ca}", f"client certificates need TLS on this port: set {cert} and its key"))
+        elif wants and not getattr(cfg, ca):
+            out.append((f"{role}.{auth}", f"needs {ca}, the CA that signs the clients' certificates"))
+    for f in msgspec.structs.fields(type(cfg)):
+        path = getattr(cfg, f.name)
+        if f.name in _FILE_OPTIONS and path and not Path(path).is_file():
+            out.append((f"{role}.{f.name}", f"expected an existing PEM file, got {path!r} (relative to the "
+                        f"working directory); make one with `logferry certs` (docs/TLS.md)"))  # fmt: skip
+    return out
 
 
 def validate_document(

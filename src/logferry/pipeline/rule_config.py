@@ -38,6 +38,15 @@ _FATES = {
     Action.REDACT: Fate.REDACTED,
 }
 
+
+class Items(enum.Enum):
+    """Which items a rule looks at: log records, whole files, or both."""
+
+    ALL = "all"
+    RECORDS = "records"
+    FILES = "files"
+
+
 DEFAULT_REPLACEMENT = "[REDACTED]"
 
 # A string or a list of strings: TOML lets a user write one value without the brackets.
@@ -78,6 +87,28 @@ class RuleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     path: Annotated[
         StrOrList | None,
         msgspec.Meta(description='Glob (or list of globs) on the file path, e.g. "/var/log/pay/*.log".'),
+    ] = None
+    items: Annotated[
+        Items,
+        msgspec.Meta(
+            description="Which items the rule looks at: all, records or files. A rule with a record-only "
+            "condition (level, host, fields, message, not_message, redact) never matches a file; one with "
+            "file_name, min_size or max_size never matches a record."
+        ),
+    ] = Items.ALL
+    file_name: Annotated[
+        StrOrList | None,
+        msgspec.Meta(
+            description='Glob (or list of globs) on a file\'s name without its folder, e.g. "*.pcap".'
+        ),
+    ] = None
+    min_size: Annotated[
+        Annotated[int, msgspec.Meta(ge=0)] | None,
+        msgspec.Meta(description="Files of at least this many bytes."),
+    ] = None
+    max_size: Annotated[
+        Annotated[int, msgspec.Meta(ge=0)] | None,
+        msgspec.Meta(description="Files of at most this many bytes."),
     ] = None
     fields: Annotated[
         dict[str, FieldValue],

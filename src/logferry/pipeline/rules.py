@@ -23,7 +23,7 @@ import msgspec
 from logferry.errors import ConfigError
 from logferry.model import Fate, Level, Record, with_payload
 from logferry.pipeline.redact import Redactor, compile_patterns, compile_regex
-from logferry.pipeline.rule_config import DEFAULT_REPLACEMENT, Action, RuleConfig
+from logferry.pipeline.rule_config import DEFAULT_REPLACEMENT, Action, Items, RuleConfig
 
 _ALL_LEVELS = frozenset(int(lv) for lv in Level)
 _LEVEL_NAMES = ", ".join(lv.name.lower() for lv in Level)
@@ -95,6 +95,9 @@ class _Rule:
         "action",
         "fate",
         "fields",
+        "file_name",
+        "for_files",
+        "for_records",
         "host",
         "levels",
         "message",
@@ -102,6 +105,7 @@ class _Rule:
         "not_message",
         "path",
         "redactor",
+        "size",
         "source",
     )
 
@@ -117,8 +121,29 @@ class _Rule:
         self.message: re.Pattern[str] | None = None
         self.not_message: re.Pattern[str] | None = None
         self.redactor: Redactor | None = None
+        self.file_name: re.Pattern[str] | None = None
+        self.size: tuple[int, int] | None = None  # inclusive bounds for files
+        self.for_records = True
+        self.for_files = True
+
+    def matches_file(self, source: str, path: str, size: int) -> bool:
+        """A whole file: only source, path, file name and size conditions apply."""
+        if not self.for_files:
+            return False
+        if self.source is not None and self.source.match(source) is None:
+            return False
+        if self.path is not None and self.path.match(path) is None:
+            return False
+        if (
+            self.file_name is not None
+            and self.file_name.match(path.replace("\\", "/").rsplit("/", 1)[-1]) is None
+        ):
+            return False
+        return self.size is None or self.size[0] <= size <= self.size[1]
 
     def matches(self, source: str, rec: Record) -> bool:
+        if not self.for_records:
+            return False
         # Cheapest checks first: an int in a set, then anchored regexes on short strings, then message search.
         if self.levels is not None and rec.level not in self.levels:
             return False
@@ -184,6 +209,21 @@ def _compile_rule(c: _Collector, i: int, cfg: RuleConfig) -> _Rule:
         rule.message = _regex(c, f"{at}.message", cfg.name, cfg.message)
     if cfg.not_message is not None:
         rule.not_message = _regex(c, f"{at}.not_message", cfg.name, cfg.not_message)
+    if cfg.file_name is not None:
+        try:
+            rule.file_name = compile_globs(cfg.file_name)
+        except (ValueError, re.error, OverflowError) as exc:
+            c.add(f"{at}.file_name", str(exc))
+    if cfg.min_size is not None or cfg.max_size is not None:
+        rule.size = (cfg.min_size or 0, (1 << 63) if cfg.max_size is None else cfg.max_size)
+    # A condition only one kind of item has decides which kind the rule can match at all.
+    record_only = (cfg.level, cfg.host, cfg.message, cfg.not_message) != (None,) * 4 or bool(cfg.fields)
+    file_only = rule.file_name is not None or rule.size is not None
+    rule.for_records = cfg.items is not Items.FILES and not file_only
+    rule.for_files = cfg.items is not Items.RECORDS and not record_only and cfg.action is not Action.REDACT
+    if record_only and file_only:
+        c.add(f"{at}.file_name", f'rule "{cfg.name}" mixes record conditions with file conditions: '
+              "it could never match anything; split it into two rules")  # fmt: skip
     if cfg.action is Action.REDACT:
         if not cfg.redact:
             c.add(f"{at}.redact", 'expected a non-empty list of presets or regexes for action = "redact"')
@@ -279,6 +319,16 @@ class RuleSet:
                     return Decision(rule.fate, rule.name, record)
                 return _redact(rule.name, rule.redactor, record)
         return Decision(self._default_fate, "", record)
+
+    def decide_file(self, source: str, path: str, size: int) -> tuple[Fate, str]:
+        """The fate of a whole file and the name of the rule that decided it ("" for the default).
+
+        Redact rules never match files (there is no message to mask); a default of redact cannot exist.
+        """
+        for rule in self._rules:
+            if rule.matches_file(source, path, size):
+                return rule.fate, rule.name
+        return self._default_fate, ""
 
     def decide_many(self, source: str, records: Sequence[Record]) -> list[Decision]:
         """``decide`` for a batch from one source (saves a method lookup per record)."""

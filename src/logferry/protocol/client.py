@@ -9,6 +9,7 @@ from __future__ import annotations
 from logferry.errors import LocalProtocolError
 from logferry.protocol import auth
 from logferry.protocol.base import BaseConnection, ranges_ok, remote_error
+from logferry.protocol.files import CHUNK_OVERHEAD_BYTES, OutgoingFile
 from logferry.protocol.framing import HEADER_BYTES, encode_frame
 from logferry.protocol.messages import (
     NONCE_BYTES,
@@ -19,6 +20,13 @@ from logferry.protocol.messages import (
     Challenge,
     Code,
     Credit,
+    FileAck,
+    FileChunk,
+    FileDone,
+    FileNack,
+    FileOffer,
+    FileProgress,
+    FileResume,
     Hello,
     ItemsAnswer,
     ItemsQuery,
@@ -37,6 +45,7 @@ from logferry.protocol.state import (
     ClientEvent,
     CreditChanged,
     Dir,
+    FileAnswered,
     Nacked,
     Opened,
     ResendRequested,
@@ -75,6 +84,7 @@ class ClientConnection(BaseConnection[ClientEvent]):
         self.peer_max_frame_bytes = 0
         self._in_flight: dict[int, str] = {}  # batch_id -> source, for matching Ack/Nack
         self._queries: set[int] = set()  # reconciliation queries awaiting their answer
+        self._file = OutgoingFile()  # the one file in transfer (docs/PROTOCOL.md §13)
 
     @property
     def in_flight(self) -> int:
@@ -98,6 +108,41 @@ class ClientConnection(BaseConnection[ClientEvent]):
         self._queries.add(query.query_id)
         self._last_send = now
         return frame
+
+    @property
+    def max_chunk_bytes(self) -> int:
+        """The most file bytes one FileChunk may carry under the server's frame limit."""
+        return max(0, self.peer_max_frame_bytes - CHUNK_OVERHEAD_BYTES - len(self.source.encode()) - 256)
+
+    @property
+    def file_window_open(self) -> bool:
+        """Whether the file in transfer may take another chunk now (at most two await FileProgress)."""
+        return self._file.window_open
+
+    def offer_file(self, offer: FileOffer, now: float) -> bytes:
+        """Offer a complete file; the server answers with ``FileAnswered`` (Resume, Ack or Nack)."""
+        new_state = self._next_state(Dir.SEND, FileOffer)
+        self._file.offer(offer)
+        self._state = new_state
+        self._last_send = now
+        return encode_frame(offer)
+
+    def send_chunk(self, chunk: FileChunk, now: float) -> bytes:
+        """The next bytes of the file in transfer, continuing exactly where the last chunk ended."""
+        new_state = self._next_state(Dir.SEND, FileChunk)
+        frame = encode_frame(chunk)
+        self._file.chunk(chunk, len(frame) - HEADER_BYTES, self.peer_max_frame_bytes)
+        self._state = new_state
+        self._last_send = now
+        return frame
+
+    def file_done(self, done: FileDone, now: float) -> bytes:
+        """Every byte was sent; the server verifies and answers FileAck or FileNack."""
+        new_state = self._next_state(Dir.SEND, FileDone)
+        self._file.done(done)
+        self._state = new_state
+        self._last_send = now
+        return encode_frame(done)
 
     def unavailable(self, request_id: int, ranges: list[tuple[int, int]], now: float) -> bytes:
         """Tell the relay which seqs of a ResendRequest this agent no longer has."""
@@ -177,6 +222,9 @@ class ClientConnection(BaseConnection[ClientEvent]):
                     Code.PROTOCOL,
                 )
             return ResendRequested(msg)
+        if isinstance(msg, FileResume | FileProgress | FileAck | FileNack):
+            self._file.received(msg)
+            return FileAnswered(msg)
         if isinstance(msg, Credit):
             if msg.credit < 0:
                 raise remote_error(f"Credit of {msg.credit} is negative", Code.MALFORMED)

@@ -132,7 +132,74 @@ class Credit(_Msg, tag=11, frozen=True):
     credit: int
 
 
-# ---- reconciliation (tags 20-25; 12-19 stay reserved for file transfer) -------------------------------
+# ---- whole files (tags 12-18; 19 stays reserved) - ------------------------------------------------------
+# docs/PROTOCOL.md §13. One transfer at a time per connection; chunks are byte ranges of the offered file.
+
+SHA256_BYTES = 32
+
+
+class FileOffer(_Msg, tag=12, frozen=True):
+    """Client → server: a complete file, item ``(source, seq)``, with its manifest."""
+
+    source: str
+    seq: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: bytes
+
+
+class FileResume(_Msg, tag=13, frozen=True):
+    """Server → client: send the offered file's bytes from ``offset`` on (what it holds already)."""
+
+    source: str
+    seq: int
+    offset: int
+
+
+class FileChunk(_Msg, tag=14, frozen=True):
+    """Client → server: ``data`` is the file's bytes at ``offset``; chunks follow each other without gaps."""
+
+    source: str
+    seq: int
+    offset: int
+    data: bytes
+
+
+class FileDone(_Msg, tag=15, frozen=True):
+    """Client → server: every byte was sent; ``sha256`` is of the whole content as the client read it."""
+
+    source: str
+    seq: int
+    sha256: bytes
+
+
+class FileAck(_Msg, tag=16, frozen=True):
+    """Server → client: the file is durably stored (fsynced, sha256 verified end to end)."""
+
+    source: str
+    seq: int
+
+
+class FileProgress(_Msg, tag=18, frozen=True):
+    """Server → client: the bytes of the file in transfer up to ``offset`` are on the receiver's disk."""
+
+    source: str
+    seq: int
+    offset: int
+
+
+class FileNack(_Msg, tag=17, frozen=True):
+    """Server → client: the file was refused; ``retry`` says whether offering it again can succeed."""
+
+    source: str
+    seq: int
+    code: int
+    reason: str
+    retry: bool
+
+
+# ---- reconciliation (tags 20-25; 12-18 are files, 19 reserved) -- -------------------------------
 # docs/PROTOCOL.md §12. Summaries are (count, xor, sum) of 64-bit item mixes, as signed integers.
 
 
@@ -217,6 +284,13 @@ Message = (
     | Pong
     | Goodbye
     | Credit
+    | FileOffer
+    | FileResume
+    | FileChunk
+    | FileDone
+    | FileAck
+    | FileNack
+    | FileProgress
     | ReconcileQuery
     | ReconcileAnswer
     | ItemsQuery

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from logferry.errors import LocalProtocolError
 from logferry.protocol import auth
 from logferry.protocol.base import KNOWN_ROLES, MAX_OPEN_QUERIES, BaseConnection, ranges_ok, remote_error
+from logferry.protocol.files import IncomingFile, files_source
 from logferry.protocol.framing import encode_frame
 from logferry.protocol.messages import (
     MAC_BYTES,
@@ -22,6 +23,13 @@ from logferry.protocol.messages import (
     Challenge,
     Code,
     Credit,
+    FileAck,
+    FileChunk,
+    FileDone,
+    FileNack,
+    FileOffer,
+    FileProgress,
+    FileResume,
     Hello,
     ItemsAnswer,
     ItemsQuery,
@@ -37,7 +45,10 @@ from logferry.protocol.messages import (
 from logferry.protocol.state import (
     Authenticated,
     BatchReceived,
+    ChunkReceived,
     Dir,
+    FileFinished,
+    FileOffered,
     QueryReceived,
     ServerEvent,
     Side,
@@ -87,6 +98,7 @@ class ServerConnection(BaseConnection[ServerEvent]):
         self._token: bytes | None = None
         self._in_flight: set[int] = set()
         self._queries: set[int] = set()  # reconciliation queries received and not yet answered
+        self._file = IncomingFile()  # the one file in transfer (docs/PROTOCOL.md §13)
 
     @property
     def in_flight(self) -> int:
@@ -123,6 +135,14 @@ class ServerConnection(BaseConnection[ServerEvent]):
                 )
             self._queries.add(msg.query_id)
             return QueryReceived(msg)
+        if isinstance(msg, FileOffer):
+            # An agent offers its own files only; a relay forwards any source's.
+            self._file.offered(msg, files_source(self.source) if self.role is PeerRole.AGENT else None)
+            return FileOffered(msg)
+        if isinstance(msg, FileChunk):
+            return ChunkReceived(msg) if self._file.chunk(msg) else None
+        if isinstance(msg, FileDone):
+            return FileFinished(msg) if self._file.done(msg) else None
         if isinstance(msg, Unavailable):
             if self.role is not PeerRole.AGENT or msg.source != self.source or not ranges_ok(msg.ranges):
                 raise remote_error(
@@ -214,6 +234,26 @@ class ServerConnection(BaseConnection[ServerEvent]):
         if self.role is not PeerRole.AGENT or not ranges or not ranges_ok(ranges):
             raise LocalProtocolError(f"cannot ask a {self.role.name.lower()} to resend {ranges[:4]}")
         return self._send(ResendRequest(request_id, self.source, ranges))
+
+    def file_resume(self, offset: int) -> bytes:
+        """Answer a ``FileOffered``: send from ``offset`` (the bytes this server already holds)."""
+        self._next_state(Dir.SEND, FileResume)
+        return self._send(self._file.resume(offset))
+
+    def file_progress(self) -> bytes:
+        """After a ``ChunkReceived`` is written to disk: the client may send one more chunk."""
+        self._next_state(Dir.SEND, FileProgress)
+        return self._send(self._file.progress())
+
+    def file_ack(self) -> bytes:
+        """The file is durably stored and verified (or was held complete already): ack means durable."""
+        self._next_state(Dir.SEND, FileAck)
+        return self._send(self._file.ack())
+
+    def file_nack(self, code: Code, reason: str, retry: bool) -> bytes:
+        """Refuse the file in transfer; chunks of it still on the wire are dropped silently."""
+        self._next_state(Dir.SEND, FileNack)
+        return self._send(self._file.nack(code, reason, retry))
 
     def set_credit(self, credit: int) -> bytes:
         """The Credit frame announcing a new window (0 pauses the client)."""

@@ -17,6 +17,13 @@ from logferry.protocol.messages import (
     Batch,
     Challenge,
     Credit,
+    FileAck,
+    FileChunk,
+    FileDone,
+    FileNack,
+    FileOffer,
+    FileProgress,
+    FileResume,
     Goodbye,
     Hello,
     ItemsAnswer,
@@ -97,6 +104,11 @@ TRANSITIONS: dict[tuple[Side, State, Dir, type[Message]], State] = {
     (_S, State.OPEN, _RECV, Unavailable): State.OPEN,
     (_C, State.OPEN, _RECV, ResendRequest): State.OPEN,
     (_C, State.OPEN, _SEND, Unavailable): State.OPEN,
+    # whole files (docs/PROTOCOL.md §13): offers, chunks and Done client → server; Resume, Ack, Nack back
+    **{(_C, State.OPEN, _SEND, kind): State.OPEN for kind in (FileOffer, FileChunk, FileDone)},
+    **{(_C, State.OPEN, _RECV, kind): State.OPEN for kind in (FileResume, FileProgress, FileAck, FileNack)},
+    **{(_S, State.OPEN, _RECV, kind): State.OPEN for kind in (FileOffer, FileChunk, FileDone)},
+    **{(_S, State.OPEN, _SEND, kind): State.OPEN for kind in (FileResume, FileProgress, FileAck, FileNack)},
     # heartbeats, both ways, once open (the handshake has its own timeout instead)
     **{(side, State.OPEN, d, kind): State.OPEN for side in Side for d in Dir for kind in (Ping, Pong)},
     # either side may say Goodbye in any of its states before the end
@@ -187,6 +199,43 @@ class UnavailableReported:
     report: Unavailable
 
 
-ClientEvent = Opened | Acked | Nacked | CreditChanged | PeerClosed | Answered | ResendRequested
-ServerEvent = Authenticated | BatchReceived | PeerClosed | QueryReceived | UnavailableReported
+@dataclass(frozen=True, slots=True)
+class FileAnswered:
+    """Client: the server answered the file in transfer: resume from an offset, or its final verdict."""
+
+    answer: FileResume | FileProgress | FileAck | FileNack
+
+
+@dataclass(frozen=True, slots=True)
+class FileOffered:
+    """Server: a file is offered; answer with ``file_resume(offset)``, ``file_ack()`` or ``file_nack()``."""
+
+    offer: FileOffer
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkReceived:
+    """Server: the next bytes of the file in transfer, contiguous with what came before."""
+
+    chunk: FileChunk
+
+
+@dataclass(frozen=True, slots=True)
+class FileFinished:
+    """Server: every byte arrived; verify, make durable, then ``file_ack()`` (or ``file_nack()``)."""
+
+    done: FileDone
+
+
+ClientEvent = Opened | Acked | Nacked | CreditChanged | PeerClosed | Answered | ResendRequested | FileAnswered
+ServerEvent = (
+    Authenticated
+    | BatchReceived
+    | PeerClosed
+    | QueryReceived
+    | UnavailableReported
+    | FileOffered
+    | ChunkReceived
+    | FileFinished
+)
 E = TypeVar("E", ClientEvent, ServerEvent)

@@ -19,17 +19,30 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from logferry.config import AgentConfig, Compression, StdinInput, TailInput, parse_address, read_token
+from logferry.config import (
+    AgentConfig,
+    Compression,
+    FilesInput,
+    StdinInput,
+    TailInput,
+    parse_address,
+    read_token,
+)
 from logferry.inputs import Emit, stdin_source
 from logferry.inputs import StdinInput as StdinReader
 from logferry.inputs import TailInput as TailReader
+from logferry.inputs.files import FolderWatch, after_ack
 from logferry.lifecycle import StopSignal, announce_ready
 from logferry.model import Codec, Entry, encode_body
-from logferry.protocol.messages import Ack, PeerRole, ResendRequest, Welcome
+from logferry.protocol.files import files_source
+from logferry.protocol.messages import Ack, FileNack, PeerRole, ResendRequest, Welcome
 from logferry.roles.server import store_durability
+from logferry.store.file_queue import FileQueueStore, FileState
 from logferry.store.missing import subtract
 from logferry.store.runs import Range, coalesce, ranges_of
 from logferry.store.spool import Spool
+from logferry.tls import agent_tls
+from logferry.transport.file_sender import FileSender, OutgoingFile
 from logferry.transport.sender import Outgoing, Sender, SenderConfig
 
 log = logging.getLogger("logferry.agent")
@@ -126,6 +139,30 @@ class SpoolWriter:
             raise self._failure
 
 
+class AgentFiles:
+    """The file queue as the file sender's queue; what happens to a shipped file is the input's choice."""
+
+    def __init__(self, queue: FileQueueStore, watches: list[FolderWatch]) -> None:
+        self.queue = queue
+        self.watches = watches
+
+    async def next_files(self, limit: int) -> list[OutgoingFile]:
+        return await self.queue.next_files(limit)
+
+    async def acked(self, item: OutgoingFile) -> None:
+        await self.queue.settle(item.seq, FileState.ACKED)
+        folder = str(item.local.parent)
+        for watch in self.watches:
+            if folder in watch.folders():
+                await asyncio.to_thread(after_ack, watch.spec, item.local)
+                break
+
+    async def refused(self, item: OutgoingFile, nack: FileNack) -> None:
+        # Refused for good (it changed while it was sent): the watch queues the new content as a new item.
+        await self.queue.settle(item.seq, FileState.REFUSED)
+        log.warning("file %s:%d (%s) was refused: %s", item.source, item.seq, item.path, nack.reason)
+
+
 class Agent:
     def __init__(
         self,
@@ -146,6 +183,8 @@ class Agent:
         cfg = self.config
         if not cfg.inputs and not self.extra_inputs:
             log.warning("no inputs configured: add [[agent.inputs]] to the config, or use --tail/--stdin")
+        host, port = parse_address(cfg.relay)
+        relay_tls = agent_tls(cfg, host)  # checked before the spool opens: a bad certificate stops the start
         spool = await Spool.open(
             self.data_dir / "spool.db",
             store_durability(cfg.durability),
@@ -153,7 +192,6 @@ class Agent:
             keep_acked_bytes=cfg.keep_acked_bytes,
             codec=Codec.ZSTD if cfg.compression is Compression.ZSTD else Codec.MSGPACK,
         )
-        host, port = parse_address(cfg.relay)
         token = read_token(cfg.token, cfg.token_file, "agent.token")
         queue = SpoolQueue(spool, cfg.source)
         sender = Sender(
@@ -166,6 +204,8 @@ class Agent:
                 connect_timeout_s=cfg.connect_timeout_s,
                 reconnect_min_s=cfg.reconnect_min_s,
                 reconnect_max_s=cfg.reconnect_max_s,
+                tls=relay_tls.context if relay_tls else None,
+                server_hostname=relay_tls.server_hostname if relay_tls else "",
             ),
             queue,
             on_open=lambda welcome: self._on_open(spool, welcome),
@@ -175,8 +215,26 @@ class Agent:
         writer = SpoolWriter(spool, sender.notify)
         sender_stop = asyncio.Event()
         shipping = asyncio.create_task(sender.run(sender_stop))
+        file_specs = [i for i in cfg.inputs if isinstance(i, FilesInput)]
+        file_queue: FileQueueStore | None = None
+        file_tasks: list[asyncio.Task[None]] = []
+        if file_specs:
+            # Files travel on a session of their own: a large file never holds the logs back.
+            file_queue = await FileQueueStore.open(
+                self.data_dir / "files.db", files_source(cfg.source), store_durability(cfg.durability)
+            )
+            file_sender = FileSender(sender.config, AgentFiles(file_queue, []),
+                                     chunk_bytes=min(s.chunk_bytes for s in file_specs))  # fmt: skip
+            watches = [FolderWatch(s, file_queue, file_sender.notify) for s in file_specs]
+            file_sender.files = AgentFiles(file_queue, watches)
+            file_tasks = [asyncio.create_task(w.run()) for w in watches]
+            file_tasks.append(asyncio.create_task(file_sender.run(sender_stop)))
         checkpoints = await spool.checkpoints()
-        readers = [asyncio.create_task(self._run_input(i, checkpoints, writer.emit)) for i in cfg.inputs]
+        readers = [
+            asyncio.create_task(self._run_input(i, checkpoints, writer.emit))
+            for i in cfg.inputs
+            if not isinstance(i, FilesInput)
+        ]
         readers += [asyncio.create_task(extra.run(writer.emit)) for extra in self.extra_inputs]
         if self.announce:
             announce_ready("agent", {}, source=cfg.source, relay=cfg.relay, data=str(self.data_dir))
@@ -197,6 +255,11 @@ class Agent:
             sender_stop.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(shipping, 10)
+            for task in file_tasks:
+                task.cancel()
+            await asyncio.gather(*file_tasks, return_exceptions=True)
+            if file_queue is not None:
+                await file_queue.close()
             stats = await spool.stats()
             await spool.close()
         log.info("agent stopped: %d records acknowledged by the relay, %d waiting in the spool",
@@ -229,7 +292,7 @@ class Agent:
             await queue.progress.wait()
 
     async def _run_input(
-        self, spec: TailInput | StdinInput, checkpoints: dict[str, bytes], emit: Emit
+        self, spec: TailInput | StdinInput | FilesInput, checkpoints: dict[str, bytes], emit: Emit
     ) -> None:
         now_ns = time.time_ns
         if isinstance(spec, StdinInput):
@@ -247,4 +310,5 @@ class Agent:
                 )
                 await reader.run(emit)
             return
+        assert isinstance(spec, TailInput)  # files inputs run as FolderWatch, beside the record inputs
         await TailReader(spec, checkpoints, self.host, now_ns).run(emit)

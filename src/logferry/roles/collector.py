@@ -20,12 +20,25 @@ from logferry.config import CollectorConfig
 from logferry.lifecycle import StopSignal, announce_ready
 from logferry.model import decode_body
 from logferry.protocol.connection import Authenticated
-from logferry.protocol.messages import Batch, Code, ItemsAnswer, ItemsQuery, ReconcileAnswer, ReconcileQuery
+from logferry.protocol.messages import (
+    Batch,
+    Code,
+    FileChunk,
+    FileDone,
+    FileOffer,
+    ItemsAnswer,
+    ItemsQuery,
+    ReconcileAnswer,
+    ReconcileQuery,
+)
 from logferry.reconcile.collector_side import ReconcileResponder
 from logferry.roles.server import LogferryListener, PeerTable, server_limits, store_durability
 from logferry.store.audit import AuditLog
+from logferry.store.file_intake import FileIntake
+from logferry.store.file_manifests import CollectorFiles, FileManifests
 from logferry.store.records import RecordStore
 from logferry.store.runs import ranges_of
+from logferry.tls import listener_tls
 from logferry.transport.serve import BatchRefused
 
 log = logging.getLogger("logferry.collector")
@@ -49,6 +62,22 @@ class CollectorSink:
         self.peers: dict[str, str] = {}  # address -> relay name
         self.reconcile = ReconcileResponder(store, max_body_bytes)
         self.relays = PeerTable()  # per relay: address, last seen, batches and records (for the API)
+        self.files: FileIntake | None = None  # whole files (store/file_manifests.py)
+
+    # Whole files (transport.serve.FileSink): content-addressed on disk, every manifest kept.
+    async def file_offered(self, peer: Authenticated, offer: FileOffer) -> int | None:
+        return await self._files().file_offered(peer, offer)
+
+    async def file_chunk(self, peer: Authenticated, chunk: FileChunk) -> None:
+        await self._files().file_chunk(peer, chunk)
+
+    async def file_finished(self, peer: Authenticated, done: FileDone) -> None:
+        await self._files().file_finished(peer, done)
+
+    def _files(self) -> FileIntake:
+        if self.files is None:
+            raise BatchRefused(Code.PROTOCOL, "this collector does not take files", retry=False)
+        return self.files
 
     async def opened(self, peer: Authenticated, address: str) -> int:
         self.peers[address] = peer.source
@@ -94,8 +123,11 @@ class Collector:
 
     async def run(self, stop: StopSignal) -> int:
         cfg = self.config
+        relays_tls = listener_tls(cfg)  # checked before the store opens: a bad certificate stops the start
         store = await RecordStore.open(self.data_dir / "records.db", store_durability(cfg.durability))
         sink = CollectorSink(store, MAX_BODY_BYTES, cfg.max_inbox_bytes)
+        manifests = await FileManifests.open(self.data_dir, store_durability(cfg.durability))
+        sink.files = FileIntake(manifests.content, CollectorFiles(manifests))
         listener = LogferryListener(
             "collector",
             cfg.listen,
@@ -103,6 +135,7 @@ class Collector:
             server_limits(cfg),
             dict(cfg.relays),
             cfg.accepts_unknown_relays(),
+            tls=relays_tls,
         )
         secret = api_token(cfg, "collector")
         audit = await AuditLog.open(self.data_dir / "audit.db", store_durability(cfg.durability))
@@ -112,7 +145,7 @@ class Collector:
             address = await listener.start()
             # The API starts after the logferry/1 port accepts: relays never wait for fastapi to load.
             view = CollectorView(name=cfg.name, token=secret, peers=sink.relays, counters=listener.counters,
-                                 audit=audit, store=store, config=cfg,
+                                 audit=audit, store=store, config=cfg, files=manifests,
                                  listen={"logferry": address})  # fmt: skip
             api = await start_api(view, "collector", cfg.api_listen)
             if api is not None:
@@ -130,6 +163,8 @@ class Collector:
             indexer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await indexer
+            sink.files.close()
+            await manifests.close()
             await store.close()
         log.info("collector stopped")
         return 0

@@ -27,14 +27,19 @@ from logferry.lifecycle import StopSignal, announce_ready
 from logferry.model import Codec, decode_body
 from logferry.pipeline.rules import RuleSet
 from logferry.protocol.connection import Authenticated
-from logferry.protocol.messages import Ack, Batch, Code, PeerRole
+from logferry.protocol.messages import Ack, Batch, Code, FileChunk, FileDone, FileOffer, PeerRole
 from logferry.reconcile.gaps import AgentGaps
 from logferry.reconcile.relay_side import Reconciler
 from logferry.reconcile.summary import BucketTally
+from logferry.roles.relay_files import RelayFileOutbox, file_intake
 from logferry.roles.server import LogferryListener, PeerTable, server_limits, store_durability
 from logferry.store.audit import AuditLog
+from logferry.store.content import ContentStore
+from logferry.store.file_intake import FileIntake
 from logferry.store.journal import Journal
 from logferry.store.missing import MissingStore
+from logferry.tls import collector_tls, listener_tls, syslog_tls
+from logferry.transport.file_sender import FileSender
 from logferry.transport.sender import Outgoing, Sender, SenderConfig
 from logferry.transport.serve import BatchRefused
 
@@ -53,6 +58,22 @@ class RelaySink:
         self.devices: dict[str, str] = {}  # address -> source
         self.peers = PeerTable()  # per source: address, last seen, batches and records (for the API)
         self.gaps: AgentGaps | None = None  # holes in agents' seqs: asked for again (reconcile.gaps)
+        self.files: FileIntake | None = None  # whole files from agents (roles/relay_files.py)
+
+    # Whole files (transport.serve.FileSink): received by the intake, journaled with their fate by the rules.
+    async def file_offered(self, peer: Authenticated, offer: FileOffer) -> int | None:
+        return await self._files().file_offered(peer, offer)
+
+    async def file_chunk(self, peer: Authenticated, chunk: FileChunk) -> None:
+        await self._files().file_chunk(peer, chunk)
+
+    async def file_finished(self, peer: Authenticated, done: FileDone) -> None:
+        await self._files().file_finished(peer, done)
+
+    def _files(self) -> FileIntake:
+        if self.files is None:
+            raise BatchRefused(Code.PROTOCOL, "this relay does not take files", retry=False)
+        return self.files
 
     async def opened(self, peer: Authenticated, address: str) -> int:
         if peer.role is not PeerRole.AGENT:
@@ -125,6 +146,9 @@ class Relay:
         cfg = self.config
         rules = RuleSet.from_config(cfg.rules, cfg.default_action)
         codec = Codec.ZSTD if cfg.compression.value == "zstd" else Codec.MSGPACK
+        # TLS files are read and checked before any store opens: a bad certificate stops the start at once.
+        agents_tls, syslog_tls_ctx, syslog_tls_off = listener_tls(cfg), *syslog_tls(cfg)
+        upstream_tls = collector_tls(cfg, parse_address(cfg.collector)[0])
         journal = await Journal.open(
             self.data_dir / "journal.db",
             store_durability(cfg.durability),
@@ -143,10 +167,15 @@ class Relay:
                 max_frame_bytes=cfg.max_frame_bytes,
                 handshake_timeout_s=cfg.handshake_timeout_s,
                 write_timeout_s=cfg.write_timeout_s,
+                tls=upstream_tls.context if upstream_tls else None,
+                server_hostname=upstream_tls.server_hostname if upstream_tls else "",
             ),
             OutboxQueue(journal),
         )
         sink = RelaySink(journal, rules, sender.notify)
+        content = ContentStore(self.data_dir / "files")
+        file_sender = FileSender(sender.config, RelayFileOutbox(journal, content))
+        sink.files = file_intake(self.data_dir, journal, rules, file_sender.notify)
         missing = await MissingStore.open(self.data_dir / "missing.db", store_durability(cfg.durability))
         sink.gaps = AgentGaps(journal, missing)
         reconciler = self.reconciler = Reconciler(
@@ -160,6 +189,7 @@ class Relay:
             server_limits(cfg),
             device_tokens(cfg),
             cfg.accepts_unknown_devices(),
+            tls=agents_tls,
         )
         # Inputs without an agent: their records get seqs here and meet the same rules, held store, outbox.
         feed = JournalFeed(journal, rules, sender.notify)
@@ -170,11 +200,20 @@ class Relay:
                       idle_s=cfg.line_idle_s, reply=cfg.line_reply, invalid_reply=cfg.line_invalid_reply,
                       write_timeout_s=cfg.write_timeout_s),
         ]  # fmt: skip
+        if syslog_tls_ctx is not None:
+            inputs.append(SyslogInput(
+                feed, cfg.syslog_tls_listen, max_message_bytes=cfg.syslog_max_message_bytes,
+                frame_timeout_s=cfg.idle_timeout_s, tls=syslog_tls_ctx,
+                tls_handshake_timeout_s=cfg.handshake_timeout_s,
+            ))  # fmt: skip
+        else:
+            log.info("%s", syslog_tls_off)
         secret = api_token(cfg, "relay")
         audit = await AuditLog.open(self.data_dir / "audit.db", store_durability(cfg.durability))
         sender_stop = asyncio.Event()
         forwarding = asyncio.create_task(sender.run(sender_stop))
         reconciling = asyncio.create_task(reconciler.run(sender_stop))
+        forwarding_files = asyncio.create_task(file_sender.run(sender_stop))
         api: RunningApi | None = None
         try:
             address = await listener.start()
@@ -210,6 +249,9 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await reconciling
             await missing.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(forwarding_files, cfg.shutdown_timeout_s)
+            sink.files.close()
             await journal.close()
         log.info("relay stopped")
         return 0

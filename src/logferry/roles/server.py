@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ class LogferryListener:
         limits: ServerLimits,
         tokens: dict[str, str],
         allow_unknown: bool,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.role_name = role_name
         self.listen = listen
@@ -114,7 +116,10 @@ class LogferryListener:
         self._limits = limits
         self._token_for = token_lookup(tokens)
         self._allow_unknown = allow_unknown
-        self._server = TrackedServer(f"{role_name} logferry/1", self._handle)
+        self._server = TrackedServer(
+            f"{role_name} logferry/1" + (" over TLS" if tls else ""), self._handle, tls=tls,
+            tls_handshake_timeout_s=limits.handshake_timeout_s, on_tls_failure=self.counters.tls_failed,
+        )  # fmt: skip
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await serve_connection(

@@ -100,6 +100,19 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     INSERT INTO recon_floor SELECT source, 1, ((MAX(last_seq) >> 10) + 1) << 10 FROM journal GROUP BY source;
     """,
+    # Whole files (store/journal_files.py): one row per file item with its manifest and current fate; the
+    # content itself lives in the content-addressed directory beside the journal. ``sent`` = 1 once the
+    # collector acknowledged it; forwarded and released rows with sent = 0 are the file outbox.
+    """
+    CREATE TABLE file_items(
+        source TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL, sha256 BLOB NOT NULL, fate INTEGER NOT NULL, rule TEXT NOT NULL,
+        received_ns INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0, sent_ns INTEGER,
+        PRIMARY KEY (source, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX file_items_outbox ON file_items(sent, fate, received_ns);
+    CREATE INDEX file_items_sha ON file_items(sha256);
+    """,
 )
 
 

@@ -22,6 +22,7 @@ import msgspec
 from logferry.model import Codec, Fate, Record, encode_body
 from logferry.reconcile.summary import BucketTally, ItemKind
 from logferry.reconcile.tables import add_tally
+from logferry.store.journal_files import settle_files
 from logferry.store.journal_tx import bump_counters, insert_outbox, overlapping
 from logferry.store.runs import decode_runs, encode_runs, refate
 
@@ -128,13 +129,14 @@ def settle(
 
     ``limit`` bounds how many one transaction moves (and holds in memory); None moves all that match.
     """
+    files = _settle_held_files(conn, target, fate)  # held whole files move with the same action
     clause, params = where(target)
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM held WHERE {clause} ORDER BY source, seq LIMIT ?",
         [*params, -1 if limit is None else limit],
     ).fetchall()
     if not rows:
-        return 0
+        return files
     for source, group in groupby((_to_held(r) for r in rows), key=lambda h: h.source):
         held = list(group)
         if fate is Fate.RELEASED:
@@ -153,7 +155,16 @@ def settle(
             deltas[(int(fate), h.rule)] = deltas.get((int(fate), h.rule), 0) + 1
         bump_counters(conn, source, deltas)
     conn.executemany("DELETE FROM held WHERE source = ? AND seq = ?", [(r[0], r[1]) for r in rows])
-    return len(rows)
+    return len(rows) + files
+
+
+def _settle_held_files(conn: sqlite3.Connection, target: HeldFilter | Sequence[HeldKey], fate: Fate) -> int:
+    """Held files matching the action; a filter on level or record time never matches a file."""
+    if not isinstance(target, HeldFilter):
+        return len(settle_files(conn, None, None, None, fate, keys=list(target)))
+    if target.level_max is not None or target.ts_min_ns is not None or target.ts_max_ns is not None:
+        return 0
+    return len(settle_files(conn, target.source, target.rule, target.text, fate))
 
 
 def _refate_journal(conn: sqlite3.Connection, source: str, seqs: list[int], fate: Fate) -> None:

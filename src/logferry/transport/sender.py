@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,7 +47,7 @@ from logferry.protocol.messages import (
     ResendRequest,
     Welcome,
 )
-from logferry.transport.listener import format_address
+from logferry.transport.listener import describe_tls_error, format_address
 from logferry.transport.wire import Wire
 
 log = logging.getLogger("logferry.sender")
@@ -87,6 +88,8 @@ class SenderConfig:
     reconnect_max_s: float = 30.0
     write_timeout_s: float = 30.0
     software: str = "logferry"
+    tls: ssl.SSLContext | None = None  # TLS toward the server; its certificate is verified (logferry.tls)
+    server_hostname: str = ""  # the name the server's certificate must carry; "" = host
 
 
 @dataclass
@@ -183,8 +186,23 @@ class Sender:
         cfg = self.config
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(cfg.host, cfg.port, limit=1 << 20), cfg.connect_timeout_s
-            )
+                asyncio.open_connection(
+                    cfg.host, cfg.port, limit=1 << 20, ssl=cfg.tls,
+                    server_hostname=(cfg.server_hostname or cfg.host) if cfg.tls else None,
+                    ssl_handshake_timeout=cfg.handshake_timeout_s if cfg.tls else None,
+                ),
+                cfg.connect_timeout_s,
+            )  # fmt: skip
+        except ssl.SSLCertVerificationError as exc:
+            # Not transient: logged as an error (the server is not who it should be, or we trust another CA).
+            raise AuthError(
+                f"TLS: {self.target} is not trusted: {describe_tls_error(exc)}; its certificate must "
+                f"be signed by the CA this side trusts and name {cfg.server_hostname or cfg.host!r}"
+            ) from exc
+        except ssl.SSLError as exc:
+            raise TransportError(
+                f"TLS handshake with {self.target} failed: {describe_tls_error(exc)}"
+            ) from exc
         except (OSError, TimeoutError) as exc:
             raise TransportError(f"cannot connect to {self.target}: {exc or 'timed out'}") from exc
         conn = ClientConnection(
@@ -202,7 +220,10 @@ class Sender:
             await wire.write(conn.start(wire.now()))
             event = await wire.next_event()
             if event is None:
-                raise TransportError(f"{self.target} closed the connection during the handshake")
+                # Over TLS 1.3 a server refuses a client certificate after our side finished the handshake,
+                # and asyncio reports its alert as a plain close: say what it most likely was.
+                hint = "; over TLS: does it require a client certificate this side lacks?" if cfg.tls else ""
+                raise TransportError(f"{self.target} closed the connection during the handshake{hint}")
             if isinstance(event, PeerClosed):
                 raise ProtocolError(
                     f"{self.target} refused us: {event.reason} ({Code(event.code).name})", event.code

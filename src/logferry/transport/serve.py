@@ -21,10 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from logferry.errors import AuthError, ProtocolError, StoreError, TransportError
+from logferry.errors import AuthError, ProtocolError, RemoteProtocolError, StoreError, TransportError
 from logferry.protocol.connection import (
     Authenticated,
     BatchReceived,
+    ChunkReceived,
+    FileFinished,
+    FileOffered,
     PeerClosed,
     QueryReceived,
     ServerConnection,
@@ -35,11 +38,15 @@ from logferry.protocol.messages import (
     NONCE_BYTES,
     Batch,
     Code,
+    FileChunk,
+    FileDone,
+    FileOffer,
     ItemsAnswer,
     ItemsQuery,
     ReconcileAnswer,
     ReconcileQuery,
 )
+from logferry.transport.listener import peer_identities
 from logferry.transport.wire import Wire
 
 log = logging.getLogger("logferry.transport")
@@ -79,6 +86,23 @@ class GapWatcher(Protocol):
         ...
 
 
+@runtime_checkable
+class FileSink(Protocol):
+    """A server that takes whole files (docs/PROTOCOL.md §13); raise BatchRefused to answer FileNack."""
+
+    async def file_offered(self, peer: Authenticated, offer: FileOffer) -> int | None:
+        """The resume offset (bytes already held of this version), or None: held complete, ack at once."""
+        ...
+
+    async def file_chunk(self, peer: Authenticated, chunk: FileChunk) -> None:
+        """Write the next bytes of the file in transfer."""
+        ...
+
+    async def file_finished(self, peer: Authenticated, done: FileDone) -> None:
+        """Verify, make durable and journal the file; return only then (ack means durable)."""
+        ...
+
+
 class BatchSink(Protocol):
     async def opened(self, peer: Authenticated, address: str) -> int:
         """A peer authenticated; return the highest seq of its source held without gaps (0: none)."""
@@ -113,6 +137,10 @@ class SessionCounters:
     def refuse(self, code: Code) -> None:
         self.refused[code.name] = self.refused.get(code.name, 0) + 1
 
+    def tls_failed(self) -> None:
+        """A TLS handshake failed, before any logferry/1 byte: counted beside the protocol's codes."""
+        self.refused["TLS_HANDSHAKE"] = self.refused.get("TLS_HANDSHAKE", 0) + 1
+
 
 async def serve_connection(
     reader: asyncio.StreamReader,
@@ -130,9 +158,12 @@ async def serve_connection(
     peername = writer.get_extra_info("peername")
     address = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
     counters.accepted += 1
+    # Mutual TLS: a verified client certificate authenticates the sources it names, so such a source needs
+    # no token (a configured token must still verify); _Session refuses any other source (docs/TLS.md).
+    identities = peer_identities(writer.get_extra_info("peercert"))
     conn = ServerConnection(
         token_for=token_for,
-        allow_unknown=allow_unknown,
+        allow_unknown=allow_unknown or bool(identities),
         credit=limits.credit,
         max_frame_bytes=limits.max_frame_bytes,
         heartbeat_ms=limits.heartbeat_ms,
@@ -149,6 +180,7 @@ async def serve_connection(
         frame_timeout_s=limits.frame_timeout_s,
     )
     session = _Session(wire, sink, address)
+    session.identities = identities
     reason = "closed by peer"
     try:
         reason = await session.run(stopping)
@@ -178,6 +210,7 @@ class _Session:
         self._commits: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
         self._requests = 0  # ResendRequest ids on this connection
+        self.identities: frozenset[str] = frozenset()  # names of the peer's verified client certificate
 
     async def run(self, stopping: asyncio.Event) -> str:
         stop_wait = asyncio.ensure_future(stopping.wait())
@@ -197,6 +230,7 @@ class _Session:
                 if event is None:
                     return "peer closed the connection"
                 if isinstance(event, Authenticated):
+                    self._check_identity(event)
                     self.peer = event
                     acked_through = await self.sink.opened(event, self.address)
                     await self.wire.write(self.wire.conn.welcome(acked_through))
@@ -208,6 +242,8 @@ class _Session:
                     task = asyncio.create_task(self._answer(event.query))
                     self._commits.add(task)
                     task.add_done_callback(self._commits.discard)
+                elif isinstance(event, FileOffered | ChunkReceived | FileFinished):
+                    await self._file_event(event)  # in order, inline: chunks must land in sequence
                 elif isinstance(event, UnavailableReported) and isinstance(self.sink, GapWatcher):
                     assert self.peer is not None
                     await self.sink.unavailable(self.peer, event.report.ranges)
@@ -216,6 +252,16 @@ class _Session:
                     return f"peer said goodbye: {event.reason or Code(event.code).name}"
         finally:
             stop_wait.cancel()
+
+    def _check_identity(self, peer: Authenticated) -> None:
+        if self.identities and peer.source not in self.identities:
+            # Said like a failed token check, so a stranger cannot probe which sources exist.
+            self.wire.writer.write(self.wire.conn.fail(Code.UNAUTHORIZED, "authentication failed"))
+            raise RemoteProtocolError(
+                f"Hello says source {peer.source!r} but the client certificate names "
+                f"{', '.join(sorted(self.identities))}: a certificate speaks only for the source it names",
+                Code.UNAUTHORIZED,
+            )
 
     async def _commit(self, batch: Batch) -> None:
         assert self.peer is not None
@@ -267,6 +313,32 @@ class _Session:
             log.error("cannot answer a reconciliation query from %s: %s", self.address, exc)
             self._failure = exc
             self.wire.reader.feed_eof()
+
+    async def _file_event(self, event: FileOffered | ChunkReceived | FileFinished) -> None:
+        assert self.peer is not None
+        conn = self.wire.conn
+        sink = self.sink
+        try:
+            if not isinstance(sink, FileSink):
+                raise BatchRefused(Code.PROTOCOL, "this server does not take files", retry=False)
+            if isinstance(event, FileOffered):
+                offset = await sink.file_offered(self.peer, event.offer)
+                frame = conn.file_ack() if offset is None else conn.file_resume(offset)
+            elif isinstance(event, ChunkReceived):
+                await sink.file_chunk(self.peer, event.chunk)
+                frame = conn.file_progress()  # on our disk: the client may send one more
+            else:
+                await sink.file_finished(self.peer, event.done)
+                frame = conn.file_ack()
+        except BatchRefused as exc:
+            log.warning("refused a file from %s: %s", self.address, exc.reason)
+            frame = conn.file_nack(exc.code, exc.reason[:200], exc.retry)
+        except (StoreError, OSError) as exc:
+            log.error("cannot store a file from %s: %s", self.address, exc)
+            frame = conn.file_nack(
+                Code.STORE_FAILED, "the receiver could not store the file; retry later", True
+            )
+        await self.wire.write(frame)
 
     async def _drain_commits(self) -> None:
         if self._commits:

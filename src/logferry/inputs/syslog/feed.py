@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields
 
@@ -47,6 +48,7 @@ class InputCounters:
     parse_errors: int = 0
     truncated: int = 0
     cut_off: int = 0  # connections closed by us: stalled mid-message, not reading replies, or store failure
+    tls_failures: int = 0  # TLS handshakes that failed (the connection never reached the input)
 
     def summary(self) -> str:
         return ", ".join(f"{f.name.replace('_', ' ')} {getattr(self, f.name)}" for f in fields(self))
@@ -89,7 +91,16 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[
 class InputServer:
     """A listening input whose connections can be told to finish: see the module docstring."""
 
-    def __init__(self, name: str, option: str, listen: str, handler: Handler) -> None:
+    def __init__(
+        self,
+        name: str,
+        option: str,
+        listen: str,
+        handler: Handler,
+        *,
+        tls: ssl.SSLContext | None = None,
+        tls_handshake_timeout_s: float = 10.0,
+    ) -> None:
         self.name = name
         self.option = option  # the config option that sets ``listen``, for error messages
         self.listen = listen
@@ -97,7 +108,13 @@ class InputServer:
         self.address = ""
         self._handler = handler
         self._stop: asyncio.Future[None] | None = None
-        self._server = TrackedServer(name, self._serve)
+        self._server = TrackedServer(
+            name, self._serve, tls=tls, tls_handshake_timeout_s=tls_handshake_timeout_s,
+            on_tls_failure=self._tls_failed,
+        )  # fmt: skip
+
+    def _tls_failed(self) -> None:
+        self.counters.tls_failures += 1
 
     @property
     def enabled(self) -> bool:

@@ -11,6 +11,9 @@ Bad peers: a message longer than the limit is cut and flagged; a peer that start
 ``frame_timeout_s`` has what it sent kept (flagged) and is disconnected; a reset connection keeps what
 arrived. Each case is logged and counted, and other connections never notice.
 
+With a TLS context (RFC 5425) the listener does the handshake and this input sees the decrypted stream;
+RFC 5425 mandates octet counting, and LF framing is still accepted, as on the plain port.
+
 Plain syslog over TCP has no acknowledgement: a sender cannot know what the relay committed. This input
 must never drop a message it received, never decide fates itself, and never let one peer stall another.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Sequence
 
@@ -34,7 +38,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 
 
 class SyslogInput(ServedInput):
-    """``syslog_listen``: RFC 5424 / RFC 3164 messages over TCP, octet counted or LF/NUL framed."""
+    """``syslog_listen``: RFC 5424 / RFC 3164 messages over TCP, octet counted or LF/NUL framed; with a TLS
+    context, ``syslog_tls_listen``: the same over TLS (RFC 5425), named ``syslog_tls`` in READY."""
 
     name = "syslog"
 
@@ -45,11 +50,17 @@ class SyslogInput(ServedInput):
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         frame_timeout_s: float = 30.0,
+        tls: ssl.SSLContext | None = None,
+        tls_handshake_timeout_s: float = 10.0,
     ) -> None:
         self.feed = feed
         self.max_message_bytes = max_message_bytes
         self.frame_timeout_s = frame_timeout_s
-        self.server = InputServer("relay syslog", "syslog_listen", listen, self._connection)
+        if tls is not None:  # RFC 5425: the same octet-counted stream, inside TLS, on its own port
+            self.name = "syslog_tls"
+        option = f"{self.name}_listen"
+        self.server = InputServer(f"relay {self.name}", option, listen, self._connection, tls=tls,
+                                  tls_handshake_timeout_s=tls_handshake_timeout_s)  # fmt: skip
 
     async def _connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str

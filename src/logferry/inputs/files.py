@@ -1,0 +1,170 @@
+"""Watch folders and queue every complete file, whole, for shipping (``[[agent.inputs]] type = "files"``).
+
+Change events come from watchfiles (inotify, FSEvents, ReadDirectoryChangesW through the Rust ``notify``
+crate) so a new file is seen at once; a full listing every ``rescan_s`` catches what events miss (network
+mounts, an overflowed event queue). A file is *complete* when its size and mtime stayed the same for
+``stable_s``; a file whose mtime is already older than that when it appears was renamed (or copied with
+its times) into the folder and counts as complete at once. A complete file is hashed (sha256, read in
+pieces: bounded memory, in a worker thread) and queued with its manifest in the agent's file queue, which
+gives it its seq; the queue skips a version it has already.
+
+This module must never queue a file that is still growing as complete, never read a whole file into
+memory, and never touch a file's content except to hash it (shipping reads it again, chunk by chunk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import glob
+import logging
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import watchfiles
+
+from logferry.config.schema import FilesInput
+from logferry.store.content import sha256_of
+from logferry.store.file_queue import FileQueueStore
+
+log = logging.getLogger("logferry.inputs.files")
+
+
+@dataclass(slots=True)
+class _Seen:
+    size: int
+    mtime_ns: int
+    since: float  # monotonic time when this (size, mtime) was first seen
+
+
+class FolderWatch:
+    """One ``files`` input: folders → complete files → the file queue."""
+
+    def __init__(self, spec: FilesInput, queue: FileQueueStore, notify: Callable[[], None]) -> None:
+        self.spec = spec
+        self.queue = queue
+        self.notify = notify  # called when a file was queued: the sender wakes
+        self._seen: dict[str, _Seen] = {}
+        self._dirty = asyncio.Event()
+        self.queued = 0
+
+    def folders(self) -> list[str]:
+        found: set[str] = set()
+        for pattern in self.spec.paths:
+            matches = glob.glob(os.path.expanduser(pattern), recursive=True)
+            found.update(p for p in matches if os.path.isdir(p))
+        return sorted(found)
+
+    def _wanted(self, name: str) -> bool:
+        if not fnmatch.fnmatch(name, self.spec.pattern):
+            return False
+        return not any(fnmatch.fnmatch(name, x) for x in self.spec.exclude)
+
+    async def run(self) -> None:
+        watcher = asyncio.create_task(self._watch())
+        try:
+            while True:
+                await self._scan()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._dirty.wait(), self._tick())
+                self._dirty.clear()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    def _tick(self) -> float:
+        # While a file waits to become stable, look again soon; otherwise rely on events and the rescan.
+        if self._seen:
+            return max(0.05, min(self.spec.stable_s / 4, self.spec.rescan_s))
+        return self.spec.rescan_s
+
+    async def _watch(self) -> None:
+        """Mark the folders dirty on any change event; the scan decides what it means."""
+        while True:
+            folders = self.folders()
+            if not folders:
+                await asyncio.sleep(self.spec.rescan_s)  # the folders do not exist yet
+                continue
+            try:
+                async for _changes in watchfiles.awatch(*folders, debounce=50, step=20, recursive=True):
+                    self._dirty.set()
+            except (OSError, RuntimeError) as exc:
+                log.warning("watching %s failed (%s); listing every %.0f s instead", folders, exc,
+                            self.spec.rescan_s)  # fmt: skip
+                await asyncio.sleep(self.spec.rescan_s)
+
+    async def _scan(self) -> None:
+        now = time.monotonic()
+        present: set[str] = set()
+        for folder in self.folders():
+            for path in await asyncio.to_thread(_files_in, folder):
+                if not self._wanted(os.path.basename(path)):
+                    continue
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                present.add(path)
+                await self._consider(path, st.st_size, st.st_mtime_ns, now)
+        for gone in set(self._seen) - present:
+            del self._seen[gone]
+
+    async def _consider(self, path: str, size: int, mtime_ns: int, now: float) -> None:
+        seen = self._seen.get(path)
+        if seen is None or (seen.size, seen.mtime_ns) != (size, mtime_ns):
+            if await self.queue.known(path, size, mtime_ns):
+                self._seen.pop(path, None)
+                return
+            renamed_in = seen is None and time.time_ns() - mtime_ns >= self.spec.stable_s * 1e9
+            if not renamed_in:
+                self._seen[path] = _Seen(size, mtime_ns, now)
+                return
+        elif now - seen.since < self.spec.stable_s:
+            return
+        self._seen.pop(path, None)
+        await self._queue(path, size, mtime_ns)
+
+    async def _queue(self, path: str, size: int, mtime_ns: int) -> None:
+        try:
+            digest = (await asyncio.to_thread(sha256_of, Path(path))).digest()
+            st = os.stat(path)
+        except OSError as exc:
+            log.warning("cannot read %s to queue it (%s); will try again", path, exc)
+            return
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+            return  # it changed while we hashed it: the next scan sees the new version
+        seq = await self.queue.add(path, size, mtime_ns, digest)
+        if seq is not None:
+            self.queued += 1
+            self.notify()
+            log.info("queued file %s (%d bytes, sha256 %s…) as %s:%d", path, size, digest.hex()[:16],
+                     self.queue.source, seq)  # fmt: skip
+
+
+def _files_in(folder: str) -> list[str]:
+    out: list[str] = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        out.extend(e.path for e in entries if e.is_file(follow_symlinks=False))
+    return out
+
+
+def after_ack(spec: FilesInput, path: Path) -> None:
+    """What the input does with a file the relay acknowledged: keep it, delete it, or move it."""
+    try:
+        if spec.move_to:
+            target = Path(spec.move_to)
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), str(target / path.name))
+        elif spec.delete_after:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("shipped %s but could not %s it: %s", path, "move" if spec.move_to else "delete", exc)

@@ -1,0 +1,117 @@
+"""The agent's durable queue of whole files: where a complete file gets its id ``(<source>/files, seq)``.
+
+A file is queued with its manifest (path, size, mtime_ns, sha256) in one transaction that gives it the next
+seq; its content stays where it is and is read again, chunk by chunk, when it is sent (the manifest's sha256
+tells whether it is still the same content). States: ``pending`` until the relay acknowledged it, then
+``acked``; ``refused`` when the relay refused it for good (it changed while it was sent: the folder watch then
+queues the new content as a new item). A version already queued (same path, size, mtime and sha256) is never
+queued twice, so a restart does not ship a folder again.
+
+Files live in ``files.db`` beside the record spool, their own seq space, so record seqs never have holes
+because of files and vice versa. This module must never give a seq twice, never forget a pending file, and
+never read file content (the watch hashes, the sender reads).
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+import time
+from pathlib import Path
+
+from logferry.store.sqlite import Database, Durability
+from logferry.transport.file_sender import OutgoingFile
+
+FILE_QUEUE_APPLICATION_ID = 0x4C464671  # "LFFq"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta(id INTEGER PRIMARY KEY CHECK (id = 1), next_seq INTEGER NOT NULL);
+    INSERT INTO meta VALUES (1, 1);
+    CREATE TABLE files(
+        seq INTEGER PRIMARY KEY,
+        path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 BLOB NOT NULL,
+        state INTEGER NOT NULL, queued_ns INTEGER NOT NULL, settled_ns INTEGER
+    );
+    CREATE INDEX files_state ON files(state, seq);
+    CREATE INDEX files_version ON files(path, size, mtime_ns);
+    """,
+)
+
+
+class FileState(enum.IntEnum):
+    PENDING = 0
+    ACKED = 1
+    REFUSED = 2
+
+
+class FileQueueStore:
+    """Create with ``await FileQueueStore.open(path, source)``; close with ``await close()``."""
+
+    def __init__(self, db: Database, source: str) -> None:
+        self._db = db
+        self.source = source  # the item source: "<agent source>/files"
+
+    @classmethod
+    async def open(cls, path: Path, source: str, durability: Durability = Durability.FULL) -> FileQueueStore:
+        db = await Database.open(
+            path, MIGRATIONS, durability, "files", application_id=FILE_QUEUE_APPLICATION_ID
+        )
+        return cls(db, source)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def known(self, path: str, size: int, mtime_ns: int) -> bool:
+        """Whether this version of the file (by path, size and mtime) is queued or shipped already."""
+        row = await self._db.read(
+            lambda c: c.execute(
+                "SELECT 1 FROM files WHERE path = ? AND size = ? AND mtime_ns = ? AND state != ? LIMIT 1",
+                (path, size, mtime_ns, int(FileState.REFUSED)),
+            ).fetchone()
+        )
+        return row is not None
+
+    async def add(self, path: str, size: int, mtime_ns: int, sha256: bytes) -> int | None:
+        """Queue a complete file; its seq, or None when this exact version is queued already."""
+
+        def run(conn: sqlite3.Connection) -> int | None:
+            dup = conn.execute(
+                "SELECT seq FROM files WHERE path = ? AND size = ? AND mtime_ns = ? AND sha256 = ? "
+                "AND state != ?",
+                (path, size, mtime_ns, sha256, int(FileState.REFUSED)),
+            ).fetchone()
+            if dup is not None:
+                return None
+            (seq,) = conn.execute("SELECT next_seq FROM meta").fetchone()
+            conn.execute(
+                "INSERT INTO files(seq, path, size, mtime_ns, sha256, state, queued_ns) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (seq, path, size, mtime_ns, sha256, int(FileState.PENDING), time.time_ns()),
+            )
+            conn.execute("UPDATE meta SET next_seq = ?", (seq + 1,))
+            return int(seq)
+
+        return await self._db.write(run)
+
+    async def next_files(self, limit: int) -> list[OutgoingFile]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT seq, path, size, mtime_ns, sha256 FROM files WHERE state = ? ORDER BY seq LIMIT ?",
+                (int(FileState.PENDING), limit),
+            ).fetchall()
+        )
+        return [OutgoingFile(self.source, s, p, n, m, bytes(h), Path(p)) for s, p, n, m, h in rows]
+
+    async def settle(self, seq: int, state: FileState) -> None:
+        await self._db.write(
+            lambda c: c.execute(
+                "UPDATE files SET state = ?, settled_ns = ? WHERE seq = ? AND state = ?",
+                (int(state), time.time_ns(), seq, int(FileState.PENDING)),
+            )
+        )
+
+    async def counts(self) -> dict[FileState, int]:
+        sql = "SELECT state, COUNT(*) FROM files GROUP BY state"
+        rows = await self._db.read(lambda c: c.execute(sql).fetchall())
+        return {FileState(s): int(n) for s, n in rows}

@@ -1,0 +1,154 @@
+"""The relay journal's whole files: each file item's manifest and fate, the file outbox, held files.
+
+A file item ``(source, seq)`` is journaled once, with its fate by the rules, in the transaction that makes the
+relay's acknowledgement true: forwarded (waits in the file outbox until the collector acknowledged it),
+held (waits for an operator), or dropped (counted, content not kept). Forwarded and released files are
+tallied for reconciliation as ``ItemKind.FILE`` with digest = the first 8 bytes of their sha256. The content
+lives in the relay's content store (``store/content.py``), referenced by sha256.
+
+Release and purge of held files go through the same operator actions as held records (``journal_held.settle``
+calls :func:`settle_files`), in the same transaction. This module must never give a file item a second
+fate row, never mark a file sent before the collector acknowledged it, and never commit on its own (every
+function runs inside a transaction the journal's Database opened).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import msgspec
+
+from logferry.model import Fate
+from logferry.reconcile.summary import BucketTally, ItemKind
+from logferry.reconcile.tables import add_tally
+from logferry.store.journal_tx import bump_counters
+
+_OUTGOING = (int(Fate.FORWARDED), int(Fate.RELEASED))
+_COLUMNS = "source, seq, path, size, mtime_ns, sha256, fate, rule, received_ns, sent"
+
+
+class FileItem(msgspec.Struct, frozen=True, gc=False):
+    """One file item as the relay journaled it."""
+
+    source: str
+    seq: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: bytes
+    fate: Fate
+    rule: str
+    received_ns: int
+    sent: bool
+
+
+def _item(row: tuple[object, ...]) -> FileItem:
+    return msgspec.convert(dict(zip(FileItem.__struct_fields__, row, strict=True)), FileItem, strict=False)
+
+
+def get(conn: sqlite3.Connection, source: str, seq: int) -> FileItem | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM file_items WHERE source = ? AND seq = ?", (source, seq))
+    found = row.fetchone()
+    return None if found is None else _item(found)
+
+
+def commit(conn: sqlite3.Connection, item: FileItem) -> bool:
+    """Journal a received file with its fate; False (nothing written) if the id is journaled already."""
+    if get(conn, item.source, item.seq) is not None:
+        return False
+    conn.execute(
+        f"INSERT INTO file_items({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        (item.source, item.seq, item.path, item.size, item.mtime_ns, item.sha256, int(item.fate), item.rule,
+         item.received_ns),
+    )  # fmt: skip
+    bump_counters(conn, item.source, {(int(item.fate), item.rule): 1})
+    if item.fate in (Fate.FORWARDED, Fate.RELEASED):
+        add_tally(conn, item.source, ItemKind.FILE, BucketTally().add_all([(item.seq, item.sha256[:8])]))
+    return True
+
+
+def outbox(conn: sqlite3.Connection, limit: int) -> list[FileItem]:
+    """Files waiting for the collector's acknowledgement, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM file_items WHERE sent = 0 AND fate IN (?, ?) ORDER BY received_ns LIMIT ?",
+        (*_OUTGOING, limit),
+    )
+    return [_item(r) for r in rows]
+
+
+def mark_sent(conn: sqlite3.Connection, source: str, seq: int, now_ns: int) -> None:
+    conn.execute(
+        "UPDATE file_items SET sent = 1, sent_ns = ? WHERE source = ? AND seq = ?", (now_ns, source, seq)
+    )
+
+
+def requeue(conn: sqlite3.Connection, keys: Sequence[tuple[str, int]]) -> int:
+    """Send these (already sent) files again: reconciliation found them missing at the collector."""
+    n = 0
+    for source, seq in keys:
+        n += conn.execute(
+            "UPDATE file_items SET sent = 0 WHERE source = ? AND seq = ? AND fate IN (?, ?)",
+            (source, seq, *_OUTGOING),
+        ).rowcount
+    return n
+
+
+def held(conn: sqlite3.Connection, source: str | None, rule: str | None, limit: int) -> list[FileItem]:
+    clauses, params = _held_where(source, rule, None)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM file_items WHERE {clauses} ORDER BY received_ns DESC LIMIT ?",
+        [*params, limit],
+    )
+    return [_item(r) for r in rows]
+
+
+def settle_files(
+    conn: sqlite3.Connection,
+    source: str | None,
+    rule: str | None,
+    text: str | None,
+    fate: Fate,
+    keys: Sequence[tuple[str, int]] | None = None,
+) -> list[FileItem]:
+    """Release (to the file outbox) or purge the held files matching; returns those that moved.
+
+    ``text`` matches a substring of the file's path (the held filter's text condition). The caller deletes
+    purged content that no other item references (``content_in_use``), after the commit.
+    """
+    if keys is not None:
+        found = [f for s, q in keys if (f := get(conn, s, q)) is not None and f.fate is Fate.HELD]
+    else:
+        clauses, params = _held_where(source, rule, text)
+        found = [_item(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM file_items WHERE {clauses}", params)]
+    for f in found:
+        conn.execute(
+            "UPDATE file_items SET fate = ? WHERE source = ? AND seq = ?", (int(fate), f.source, f.seq)
+        )
+        bump_counters(conn, f.source, {(int(Fate.HELD), f.rule): -1, (int(fate), f.rule): 1})
+        if fate is Fate.RELEASED:
+            add_tally(conn, f.source, ItemKind.FILE, BucketTally().add_all([(f.seq, f.sha256[:8])]))
+    return found
+
+
+def content_in_use(conn: sqlite3.Connection, sha256: bytes) -> bool:
+    """Whether any held or outgoing file item still needs this content."""
+    row = conn.execute(
+        "SELECT 1 FROM file_items WHERE sha256 = ? AND fate IN (?, ?, ?) LIMIT 1",
+        (sha256, int(Fate.HELD), *_OUTGOING),
+    ).fetchone()
+    return row is not None
+
+
+def _held_where(source: str | None, rule: str | None, text: str | None) -> tuple[str, list[object]]:
+    clauses: list[str] = ["fate = ?"]
+    params: list[object] = [int(Fate.HELD)]
+    for clause, value in (("source = ?", source), ("rule = ?", rule)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    if text:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("path LIKE ? ESCAPE '\\'")
+        params.append(f"%{escaped}%")
+    return " AND ".join(clauses), params

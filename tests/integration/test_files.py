@@ -1,0 +1,54 @@
+"""Whole files with real processes: a folder shipped agent → relay → collector, sha256 equal at the end,
+identical content stored once, a held file released through the relay's API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.integration.files_chain import ITEMS, sha256_file, start_files_chain, write_file
+from tests.integration.procs import Procs, query, wait_until
+
+
+def test_a_folder_arrives_whole_and_identical_content_is_stored_once(procs: Procs, tmp_path: Path) -> None:
+    chain = start_files_chain(procs, tmp_path)
+    want: dict[str, str] = {}
+    for i in range(12):
+        size = [0, 1, 4095, 70_000, 1 << 20, (1 << 20) + 3][i % 6]
+        path = chain.folder / f"f{i:02d}.bin"
+        want[str(path)] = write_file(path, size, seed=i % 6)  # files i and i+6 have identical content
+    chain.start_agent(chunk_bytes=64 * 1024)
+    wait_until(lambda: len(chain.stored()) == 12, 30, "12 manifests at the collector")
+    assert chain.stored() == want
+    contents = chain.content_files()
+    assert len(contents) == 6  # identical content stored once, every manifest kept
+    for path in contents:
+        assert sha256_file(path) == path.name
+    api = "http://" + chain.collector.address("api")
+    page = httpx.get(f"{api}/api/files", params={"source": ITEMS, "limit": 5}, trust_env=False).json()
+    assert page["total"] == 12 and len(page["items"]) == 5
+    one = page["items"][0]
+    got = httpx.get(api + one["content"], trust_env=False)
+    assert got.status_code == 200 and int(got.headers["content-length"]) == one["size"]
+    assert got.headers["x-logferry-sha256"] == one["sha256"]
+    import hashlib
+
+    assert hashlib.sha256(got.content).hexdigest() == one["sha256"]
+
+
+def test_a_held_file_arrives_once_released(procs: Procs, tmp_path: Path) -> None:
+    chain = start_files_chain(procs, tmp_path)
+    sha_kept = write_file(chain.folder / "report.hold", 300_000, seed=7)
+    sha_free = write_file(chain.folder / "free.bin", 1000, seed=8)
+    chain.start_agent()
+    wait_until(lambda: len(chain.stored()) == 1, 30, "the free file at the collector")
+    journal = tmp_path / "relay" / "journal.db"
+    wait_until(lambda: bool(query(journal, "SELECT 1 FROM file_items WHERE fate = 3")), 10, "a held file")
+    assert list(chain.stored().values()) == [sha_free]
+    api = "http://" + chain.relay.address("api")
+    answer = httpx.post(f"{api}/api/held/release", json={"filter": {"rule": "hold-marked"}},
+                        headers={"X-Logferry-Operator": "kim"}, trust_env=False, timeout=30)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    wait_until(lambda: len(chain.stored()) == 2, 30, "the released file at the collector")
+    assert chain.stored()[str(chain.folder / "report.hold")] == sha_kept
