@@ -172,6 +172,37 @@ def test_python_syslog_handler_over_tcp(chain: Chain) -> None:
         assert (r.fields["facility"], r.fields["appname"]) == ("local5", "pyapp")
 
 
+def test_rfc5424_logging_handler_package(chain: Chain) -> None:
+    """The rfc5424-logging-handler package (PyPI) over TCP: RFC 5424 with structured data and msgid."""
+    from rfc5424logging import Rfc5424SysLogHandler
+
+    m, before = marker(), time.time_ns()
+    handler = Rfc5424SysLogHandler(
+        address=("127.0.0.1", chain.relay.port("syslog")),
+        socktype=socket.SOCK_STREAM,
+        hostname="edge-7",
+        appname="inventory",
+        procid=4242,
+        structured_data={"shipment@32473": {"crate": "17"}},
+        enterprise_id=32473,
+    )
+    log = logging.getLogger(f"test.rfc5424.{m}")
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    log.addHandler(handler)
+    try:
+        log.warning("crate damaged %s", m, extra={"msgid": "DMG1"})
+    finally:
+        handler.close()
+    (row,) = rows_with(chain, m)
+    assert (row.source, row.host, row.level) == ("edge-7", "edge-7", 4)
+    assert row.msg == f"crate damaged {m}"
+    assert_recent(row.ts_ns, before)
+    f = row.fields
+    assert (f["syslog"], f["appname"], f["procid"], f["msgid"]) == ("rfc5424", "inventory", "4242", "DMG1")
+    assert f["sd.shipment@32473.crate"] == "17"
+
+
 def test_garbage_and_huge_frames_are_kept_flagged_and_others_go_on(chain: Chain) -> None:
     m = marker()
     port = chain.relay.port("syslog")
