@@ -90,6 +90,7 @@ class Cluster:
     procs: dict[str, Proc] = field(default_factory=dict)
     collector_addr: str = ""
     relay_addr: str = ""
+    listen: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> READY's "listen"
 
     def __post_init__(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -108,6 +109,7 @@ class Cluster:
         threading.Thread(
             target=_drain, args=(proc.popen.stdout, self.workdir / f"{role}.stdout.log"), daemon=True
         ).start()
+        self.listen[role] = {str(k): str(v) for k, v in info["listen"].items()}
         addr = str(info["listen"]["logferry"])
         log(f"{role} ready: {addr} (pid {info.get('pid')})")
         return addr

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import logferry_side
 import reconcile
 import rsyslog_peers
+import syslog_input
 from common import OUT_DIR, REPO_DIR, BenchError, Proc, log, median
 from install import ensure_tools, foreign_rsyslogd
 
@@ -117,6 +118,12 @@ def run_peers(run: Runner, plan: Plan) -> None:
         "loss",
         lambda: rsyslog_peers.loss(tools, plan.n, KILL_AT, plan.quiet, plan.timeout),
     )
+    # Devices without an agent: the same loggen stream into the relay's syslog input and into rsyslog imtcp.
+    run.step(
+        "syslog_input",
+        "throughput",
+        lambda: syslog_input.measure(plan.logferry_cmd, tools, plan.n, plan.timeout),
+    )
 
 
 def run_logferry(run: Runner, plan: Plan) -> None:
@@ -181,6 +188,12 @@ def table(results: dict[str, Any]) -> str:
             f"{_fmt(_get(results, key, 'loss', 'lost'), ',.0f'):>9} "
             f"{_fmt(_get(results, key, 'loss', 'duplicated'), ',.0f'):>7}  {killed}"
         )
+    sys_ours = _get(results, "syslog_input", "throughput", "logferry_msgs_per_s")
+    sys_peer = _get(results, "syslog_input", "throughput", "rsyslog_msgs_per_s")
+    lines.append(
+        f"syslog input (loggen TCP): logferry relay -> collector commit {_fmt(sys_ours, ',.0f')} msgs/s, "
+        f"rsyslog imtcp -> file {_fmt(sys_peer, ',.0f')} msgs/s"
+    )
     searchable = _get(results, "logferry", "throughput", "searchable_msgs_per_s")
     lines.append(
         f"logferry, until all N are searchable rows at the collector: {_fmt(searchable, ',.0f')} msgs/s"
