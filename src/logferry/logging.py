@@ -94,6 +94,11 @@ class LogferryHandler(logging.Handler):
         queue_size: int = 10_000,
         flush_timeout_s: float = 5.0,
         durability: str = "normal",
+        tls: bool = False,
+        tls_ca: str = "",
+        tls_cert: str = "",
+        tls_key: str = "",
+        tls_server_name: str = "",
         level: int = logging.NOTSET,
     ) -> None:
         super().__init__(level)
@@ -108,6 +113,12 @@ class LogferryHandler(logging.Handler):
             token=token,
             data_dir=str(data_dir or Path("logferry-data") / f"handler-{self.source}"),
             durability=Durability(durability),
+            # The hop to the relay can be encrypted like any agent's (docs/TLS.md): same options, same meaning.
+            tls=tls,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_server_name=tls_server_name,
         )
         self._entries: queue.Queue[Entry] = queue.Queue(maxsize=queue_size)
         self._closing = threading.Event()

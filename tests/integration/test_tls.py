@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -75,7 +76,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     init_ca(other, "elsewhere")
     for server in ("center", "relay"):
         issue(certs, server, ["127.0.0.1", "localhost"])
-    for client in ("relay-a", "edge-1", "syslog-sender"):
+    for client in ("relay-a", "edge-1", "syslog-sender", "billing-app"):
         issue(certs, client, [], client=True)
     ca = certs / "ca.crt"
     (root / "collector.toml").write_text(
@@ -110,6 +111,33 @@ def test_agent_relay_collector_all_over_tls(site: Site) -> None:
     wait_until(lambda: site.stored("edge-1") == 200, 15, "200 records of edge-1 at the collector")
     assert "relay logferry/1 over TLS listening" in site.relay.log_text()
     assert "relay relay-a connected" in site.collector.log_text()
+
+
+HANDLER_PROGRAM = """
+import logging, sys
+from logferry.logging import LogferryHandler
+relay, data, ca, cert, key = sys.argv[1:6]
+handler = LogferryHandler(relay, source="billing-app", data_dir=data, flush_timeout_s=20, tls=True, tls_ca=ca,
+                          tls_cert=cert, tls_key=key, tls_server_name="localhost")
+log = logging.getLogger("billing")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+for i in range(50):
+    log.info("charge %d over tls", i)
+handler.close()
+print(handler.dropped, handler.error)
+"""
+
+
+def test_python_logging_handler_over_mutual_tls(site: Site) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", HANDLER_PROGRAM, site.relay.address(), str(site.root / "handler-spool"),
+         site.cert("ca.crt"), site.cert("billing-app-client.crt"), site.cert("billing-app-client.key")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["0", "None"]
+    wait_until(lambda: site.stored("billing-app") == 50, 15, "50 records of billing-app at the collector")
 
 
 def test_agent_trusting_another_ca_is_refused(site: Site) -> None:
