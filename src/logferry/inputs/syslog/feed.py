@@ -33,7 +33,7 @@ from logferry.transport.listener import TrackedServer
 
 log = logging.getLogger("logferry.inputs")
 
-READ_BYTES = 64 * 1024
+READ_BYTES = 256 * 1024
 """One read at most: bounds a connection's memory to one message plus this."""
 DRAIN_S = 0.05
 """At shutdown, a connection ends once its peer has sent nothing for this long."""

@@ -32,6 +32,8 @@ from logferry.inputs.syslog.framing import Frame, SyslogFramer
 from logferry.inputs.syslog.parse import frame_entry
 from logferry.model import Entry
 
+COMMITS_IN_FLIGHT = 4  # commits a connection may have queued while it reads on (bounded memory)
+
 log = logging.getLogger("logferry.syslog")
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
@@ -66,8 +68,26 @@ class SyslogInput(ServedInput):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> None:
         framer = SyslogFramer(self.max_message_bytes)
-        counters = self.server.counters
+        in_flight: list[asyncio.Future[None]] = []
         log.debug("syslog sender %s connected", peer)
+        try:
+            await self._serve(reader, framer, peer, in_flight)
+        finally:
+            for outcome in await asyncio.gather(*in_flight, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    self.server.counters.cut_off += 1
+                    log.error(
+                        "syslog sender %s: a commit failed after the connection ended: %s", peer, outcome
+                    )
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        framer: SyslogFramer,
+        peer: str,
+        in_flight: list[asyncio.Future[None]],
+    ) -> None:
+        counters = self.server.counters
         try:
             while True:
                 # Idle between messages is normal for syslog (senders keep connections open for days);
@@ -95,7 +115,10 @@ class SyslogInput(ServedInput):
                     return
                 frames = framer.feed(data)
                 if frames:
-                    await self._commit(frames, peer)
+                    # Read on while earlier commits finish: the journal's writer queue keeps their order.
+                    in_flight.append(asyncio.ensure_future(self._commit(frames, peer)))
+                    if len(in_flight) >= COMMITS_IN_FLIGHT:
+                        await in_flight.pop(0)
         except StoreError as exc:
             counters.cut_off += 1
             log.error("syslog sender %s disconnected: the journal refused a commit: %s", peer, exc)
