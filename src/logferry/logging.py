@@ -113,7 +113,7 @@ class LogferryHandler(logging.Handler):
             token=token,
             data_dir=str(data_dir or Path("logferry-data") / f"handler-{self.source}"),
             durability=Durability(durability),
-            # The hop to the relay can be encrypted like any agent's (docs/TLS.md): same options, same meaning.
+            # The hop to the relay can be encrypted like any agent's (docs/TLS.md): same options.
             tls=tls,
             tls_ca=tls_ca,
             tls_cert=tls_cert,
