@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import files
 import logferry_side
 import reconcile
 import rsyslog_peers
@@ -159,6 +160,7 @@ def run_logferry(run: Runner, plan: Plan) -> None:
     )
     run.step("logferry", "loss", lambda: logferry_side.loss(cmd, plan.n, KILL_AT, plan.quiet, plan.timeout))
     run.step("logferry", "reconcile", lambda: reconcile.measure(10_000_000, 3))
+    run.step("logferry", "files", lambda: files.measure(cmd, skip_install=plan.skip_install))  # vs rsync -a
 
 
 def _get(results: dict[str, Any], system: str, what: str, key: str) -> float:
@@ -204,6 +206,9 @@ def table(results: dict[str, Any]) -> str:
         if isinstance(got, dict):
             lines.append(f"logferry reconciliation, {got['items']:,} items, {label}: "
                          f"{got['seconds'] * 1000:.1f} ms, {got['bytes']:,} bytes")  # fmt: skip
+    shipped = results.get("logferry", {}).get("files")
+    if isinstance(shipped, dict) and "error" not in shipped:
+        lines.extend(files.summary(shipped))
     lines.append("")
     for peer in ("rsyslog_plain", "rsyslog_reliable"):
         ratios = results["ratios"][f"logferry/{peer}"]

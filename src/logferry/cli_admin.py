@@ -176,7 +176,16 @@ def _status(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _held_rows(items: list[dict[str, Any]]) -> list[list[str]]:
-    return [[f"{h['source']}:{h['seq']}", h["ts"][:19], h["level"], h["rule"], h["msg"][:80]] for h in items]
+    return [
+        [
+            f"{h['source']}:{h['seq']}",
+            h["ts"][:19],
+            h["level"] or "file",
+            h["rule"],
+            (h["msg"] or h["path"])[:80],
+        ]
+        for h in items
+    ]
 
 
 def _held(api: ApiClient, args: argparse.Namespace) -> int:

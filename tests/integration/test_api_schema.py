@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.integration.api_chain import ApiChain, call, get_json, start_api_chain
 from tests.integration.pipeline import write_lines
-from tests.integration.procs import Procs, wait_until
+from tests.integration.procs import Procs, query, wait_until
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 BOUNDED = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
@@ -47,7 +47,11 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiChain]:
         wait_until(
             lambda: get_json(chain.relay_api + "/api/status")["outbox"]["records"] == 0, 30, "all acked"
         )
-        with sqlite3.connect(root / "collector" / "records.db") as conn:
+        records = root / "collector" / "records.db"
+        # Acked means in the collector's inbox; wait until seq 1 is a row before deleting it behind its back.
+        seq_1 = "SELECT count(*) FROM records WHERE source = 'dev-s' AND seq = 1"
+        wait_until(lambda: query(records, seq_1) == [(1,)], 30, "seq 1 stored as a row")
+        with sqlite3.connect(records) as conn:
             conn.execute("DELETE FROM records WHERE source = 'dev-s' AND seq = 1")
         conn.close()
         assert call("POST", chain.relay_api + "/api/reconcile").json()["new_entries"] == 1

@@ -20,7 +20,7 @@ from logferry.pipeline.rule_config import Action, RuleConfig
 RELAY_KEYS = """
 credit max_frame_bytes heartbeat_s handshake_timeout_s idle_timeout_s write_timeout_s durability
 shutdown_timeout_s api_token api_token_file name data_dir listen collector api_listen token token_file
-devices devices_file
+devices devices_file file_keep_bytes
 allow_unknown_devices compression outbox_keep_bytes reconcile_interval_s resend_policy default_action rules
 syslog_listen syslog_max_message_bytes line_listen line_max_message_bytes line_idle_s line_reply
 line_invalid_reply tls_cert tls_key tls_client_ca tls_client_auth collector_tls collector_ca collector_cert

@@ -5,6 +5,9 @@ them (fate PURGED). Both write the audit log first (who, what, the keys or the f
 (how many), so no item leaves the held store without an entry (promise 3). A bulk action by filter moves
 items in bounded transactions of :data:`CHUNK` until none match.
 
+Held whole files are held items too (``kind: "file"``): listed, shown, released and deleted beside records,
+by filter (rule, source, ``q`` on the path; a level or time filter never selects a file) or by keys.
+
 Explicit keys that are no longer held (released or deleted meanwhile) make the whole action a 409 before
 anything moves: the operator acted on a stale list and should look again. This module must never move a held
 item except through ``Journal.release``/``Journal.purge``, and never before its audit entry is committed.
@@ -12,6 +15,7 @@ item except through ``Journal.release``/``Journal.purge``, and never before its 
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -22,6 +26,7 @@ from logferry.api.launch import RelayView
 from logferry.api.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_TEXT, HeldQuery
 from logferry.api.problems import ApiError, error_responses
 from logferry.api.schemas import ActionResult, HeldAction, HeldOut, HeldPage, held_out
+from logferry.store import journal_held
 from logferry.store.journal_held import HeldFilter, HeldKey
 
 CHUNK = 5000  # items per release/purge transaction: bounds memory and how long one write holds the writer
@@ -46,14 +51,16 @@ def held_router(view: RelayView) -> APIRouter:
     @router.get("", response_model=HeldPage, summary="Held items matching the filters, newest first")
     async def list_held(query: Annotated[HeldListQuery, Query()]) -> HeldPage:
         target = query.to_filter()
-        total = await journal.held_count(target)
-        items = await journal.held_page(target, query.limit, query.offset)
+        total = await journal.read_with(lambda c: journal_held.count_items(c, target))
+        items = await journal.read_with(
+            lambda c: journal_held.page_items(c, target, query.limit, query.offset)
+        )
         return HeldPage(
             items=[held_out(h) for h in items], total=total, limit=query.limit, offset=query.offset
         )
 
     @router.get(
-        "/{source}/{seq}",
+        "/{source:path}/{seq}",
         response_model=HeldOut,
         responses=error_responses(404),
         summary="One held item",
@@ -62,7 +69,7 @@ def held_router(view: RelayView) -> APIRouter:
         source: Annotated[str, Path(min_length=1, max_length=MAX_TEXT)],
         seq: Annotated[int, Path(ge=1, le=MAX_SEQ)],
     ) -> HeldOut:
-        found = await journal.held_get(source, seq)
+        found = await journal.read_with(lambda c: journal_held.get_item(c, source, seq))
         if found is None:
             raise ApiError(
                 404,
@@ -121,7 +128,10 @@ def held_router(view: RelayView) -> APIRouter:
 
 
 async def _check_still_held(view: RelayView, keys: list[HeldKey]) -> None:
-    gone = [f"{s}:{q}" for s, q in keys if await view.journal.held_get(s, q) is None]
+    def find(conn: sqlite3.Connection) -> list[str]:
+        return [f"{s}:{q}" for s, q in keys if journal_held.get_item(conn, s, q) is None]
+
+    gone = await view.journal.read_with(find)
     if gone:
         shown = ", ".join(gone[:10]) + (f" and {len(gone) - 10} more" if len(gone) > 10 else "")
         raise ApiError(

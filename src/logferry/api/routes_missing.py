@@ -113,6 +113,7 @@ def missing_router(view: RelayView) -> APIRouter:
             action="missing.resend",
             entries=result.entries,
             records=result.records,
+            files=result.files,
             skipped=result.skipped,
             audit_id=entry,
         )

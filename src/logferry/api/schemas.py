@@ -7,7 +7,7 @@ This module only declares shapes; it must never read a store.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -15,6 +15,7 @@ from logferry.api.params import MAX_TEXT, HeldQuery, iso, level_name
 from logferry.model import Record
 from logferry.reconcile.relay_side import ReconcileReport
 from logferry.store.audit import AuditEntry
+from logferry.store.journal_files import FileItem
 from logferry.store.journal_held import HeldRecord
 from logferry.store.missing import MissingEntry, MissingKind, MissingState
 from logferry.store.records import StoredRecord
@@ -58,15 +59,36 @@ def record_out(source: str, r: Record) -> RecordOut:
     )
 
 
-class HeldOut(RecordOut):
+class HeldOut(BaseModel):
+    """A held record or a held whole file (``kind``); record-only fields are null for a file."""
+
+    kind: Literal["record", "file"] = Field(description="record, or file (a whole file held by a rule)")
+    source: str
+    seq: int
+    ts: str = Field(description="the record's time; a file's mtime")
+    ts_ns: int
+    level: str | None = Field(description="records only")
+    level_num: int | None = Field(description="records only")
+    host: str | None = Field(description="records only")
+    path: str = Field(description="the record's path field, or the file's path on the device")
+    msg: str | None = Field(description="records only")
+    fields: dict[str, str] | None = Field(description="records only")
+    digest: str = Field(description="the record's digest, or the file's sha256 (hex)")
+    size: int | None = Field(description="files only: bytes")
     rule: str
     held_at: str
     held_ns: int
 
 
-def held_out(h: HeldRecord) -> HeldOut:
+def held_out(h: HeldRecord | FileItem) -> HeldOut:
+    if isinstance(h, FileItem):
+        return HeldOut(
+            kind="file", source=h.source, seq=h.seq, ts=iso(h.mtime_ns), ts_ns=h.mtime_ns, level=None,
+            level_num=None, host=None, path=h.path, msg=None, fields=None, digest=h.sha256.hex(), size=h.size,
+            rule=h.rule, held_at=iso(h.received_ns), held_ns=h.received_ns,
+        )  # fmt: skip
     base = record_out(h.source, h.record).model_dump()
-    return HeldOut(**base, rule=h.rule, held_at=iso(h.held_ns), held_ns=h.held_ns)
+    return HeldOut(kind="record", **base, size=None, rule=h.rule, held_at=iso(h.held_ns), held_ns=h.held_ns)
 
 
 class HeldPage(BaseModel):
@@ -308,6 +330,7 @@ class ResendOut(BaseModel):
     action: str
     entries: int = Field(description="entries whose records went back into the outbox")
     records: int = Field(description="records put back into the outbox")
+    files: int = Field(0, description="whole files put back into the file outbox")
     skipped: list[int] = Field(
         description="ids not resent: lost, missing at the device, already settled, or no longer kept"
     )

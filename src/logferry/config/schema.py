@@ -374,6 +374,14 @@ class RelayConfig(_ServerSection):
     outbox_keep_bytes: Annotated[
         int, opt("Forwarded and acknowledged records kept for resending after reconciliation.", ge=0)
     ] = 256 * MiB
+    file_keep_bytes: Annotated[
+        int,
+        opt(
+            "Content of forwarded files acknowledged by the collector kept for resending after "
+            "reconciliation (oldest removed first; held and unsent files are always kept).",
+            ge=0,
+        ),
+    ] = 1024 * MiB
     reconcile_interval_s: Annotated[
         float,
         opt("Seconds between reconciliations with the collector; 0: only on demand (API, CLI).", ge=0),

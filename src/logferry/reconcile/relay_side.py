@@ -2,14 +2,19 @@
 
 ``Reconciler.run_now()`` asks the collector about every source (``descent.find_differences``), records what
 differs in the missing list (``store.missing``), and under ``auto_resend`` puts what the relay still has back
-into the outbox at once. ``run()`` does that every ``interval_s``. ``missing_list``, ``resend`` and
-``acknowledge_lost`` are the operator's side (the REST API and the CLI call them); they need no collector
-connection, so they also work on a stopped relay's stores.
+into the outbox at once. Records (``ItemKind.RECORD``) and whole files (``ItemKind.FILE``, per
+``<source>/files`` source) are reconciled the same way; a file is resendable while the relay's content store
+still has its content, and a resend puts it back into the file outbox for the file sender. ``run()`` does
+that every ``interval_s``. ``missing_list``, ``resend`` and ``acknowledge_lost`` are the operator's side
+(the REST API and the CLI call them); they need no collector connection, so they also work on a stopped
+relay's stores.
 
 A resend is an ordinary outbox batch: the collector dedupes what it already has and keeps a differing copy as
 a conflict beside the first, never over it. So resending a digest mismatch does not "fix" it: it delivers the
 relay's version as evidence, the entry becomes ``resent``, and later reconciliations keep finding the
-mismatch (same entry, ``seen_ns`` moves) until an operator acknowledges it. This module never deletes an
+mismatch (same entry, ``seen_ns`` moves) until an operator acknowledges it. A resent file whose stored
+content the collector found damaged is different: the collector sets the damaged content aside and keeps
+the relay's verified copy, so the entry resolves. This module never deletes an
 entry, never changes a tally, and never resends what the relay no longer has.
 """
 
@@ -38,6 +43,8 @@ from logferry.reconcile import relay_store
 from logferry.reconcile.descent import Expected, Findings, Probe, find_differences
 from logferry.reconcile.summary import ItemKind, Summary
 from logferry.reconcile.tables import range_sum
+from logferry.store import journal_files
+from logferry.store.content import ContentStore
 from logferry.store.journal import Journal
 from logferry.store.missing import MissingEntry, MissingKind, MissingState, MissingStore
 
@@ -81,6 +88,7 @@ class ResendResult:
     entries: int  # entries whose records went back into the outbox
     records: int
     skipped: list[int]  # ids not resendable: unknown, settled, not the relay's to resend, or no longer kept
+    files: int = 0  # file items put back into the file outbox
 
 
 class _JournalItems:
@@ -97,6 +105,22 @@ class _JournalItems:
         seqs = await self.journal.read_with(lambda c: relay_store.sent_seqs(c, source, first, last))
         kept = await self.journal.outbox_records(source, first, last)
         return Expected(seqs, {r.seq: r.digest for r in kept})
+
+
+class _JournalFiles:
+    """The relay's side of the descent for whole files: the journal's file items and the kept content."""
+
+    def __init__(self, journal: Journal, content: ContentStore) -> None:
+        self.journal = journal
+        self.content = content
+
+    async def summary(self, source: str, first: int, last: int) -> Summary:
+        return await self.journal.read_with(lambda c: range_sum(c, source, ItemKind.FILE, first, last))
+
+    async def expected(self, source: str, first: int, last: int) -> Expected:
+        sent = await self.journal.read_with(lambda c: relay_store.sent_files(c, source, first, last))
+        kept = await asyncio.to_thread(lambda: {q: h[:8] for q, h in sent if self.content.has(h)})
+        return Expected(frozenset(q for q, _ in sent), kept)
 
 
 class _CollectorItems:
@@ -151,6 +175,8 @@ class Reconciler:
         interval_s: float,
         codec: Codec = Codec.MSGPACK,
         on_outbox: Callable[[], None] = lambda: None,
+        content: ContentStore | None = None,
+        on_files: Callable[[], None] = lambda: None,
     ) -> None:
         self.journal = journal
         self.missing = missing
@@ -159,6 +185,8 @@ class Reconciler:
         self.interval_s = interval_s
         self.codec = codec
         self.on_outbox = on_outbox
+        self.content = content  # the relay's file content; None: files are neither reconciled nor resent
+        self.on_files = on_files
         self.last_report: ReconcileReport | None = None
         self.last_error = ""
         self._lock = asyncio.Lock()
@@ -191,31 +219,46 @@ class Reconciler:
 
     async def _run(self, link: CollectorLink) -> ReconcileReport:
         started_ns, t0 = time.time_ns(), time.monotonic()
-        kind = ItemKind.RECORD
-        roots = await self.journal.read_with(lambda c: relay_store.roots(c, kind))
-        local, peer = _JournalItems(self.journal, kind), _CollectorItems(link, kind)
-        probes = [
-            Probe(r.source, r.first, r.last, await local.summary(r.source, r.first, r.last)) for r in roots
-        ]
-        found = await find_differences(local, peer, probes) if probes else Findings()
-        new = 0
-        for root in roots:
-            new += await self.missing.update(
-                root.source, kind, (root.first, root.last), _by_kind(found, root.source)
-            )
-        for source, ranges in found.extra.items():
-            log.warning("the collector holds %s seqs %s that this relay never forwarded", source, ranges[:8])
+        sources = questions = leaves = sent = received = new = 0
+        clean = True
+        kinds = [ItemKind.RECORD] + ([ItemKind.FILE] if self.content is not None else [])
+        for kind in kinds:
+            local: _JournalItems | _JournalFiles
+            if kind is ItemKind.FILE and self.content is not None:
+                local = _JournalFiles(self.journal, self.content)
+            else:
+                local = _JournalItems(self.journal, kind)
+            roots = await self.journal.read_with(functools.partial(relay_store.roots, kind=kind))
+            peer = _CollectorItems(link, kind)
+            probes = [
+                Probe(r.source, r.first, r.last, await local.summary(r.source, r.first, r.last))
+                for r in roots
+            ]
+            found = await find_differences(local, peer, probes) if probes else Findings()
+            for root in roots:
+                new += await self.missing.update(
+                    root.source, kind, (root.first, root.last), _by_kind(found, root.source)
+                )
+            for source, ranges in found.extra.items():
+                log.warning(
+                    "the collector holds %s seqs %s that this relay never forwarded", source, ranges[:8]
+                )
+            sources += len(roots)
+            questions += found.questions
+            leaves += found.leaves
+            sent += peer.sent
+            received += peer.received
+            clean = clean and found.clean
         resent = 0
-        if self.auto_resend and not found.clean:
+        if self.auto_resend and not clean:
             resent = (await self.resend([e.id for e in await self._open_resendable()])).entries
         report = ReconcileReport(
-            started_ns, time.monotonic() - t0, len(roots), found.questions, found.leaves,
-            peer.sent, peer.received, found.clean, new, resent,
+            started_ns, time.monotonic() - t0, sources, questions, leaves, sent, received, clean, new, resent,
         )  # fmt: skip
-        level = logging.INFO if found.clean else logging.WARNING
-        log.log(level, "reconciled %d sources in %.3f s, %d questions, %d+%d bytes: %s", len(roots),
-                report.duration_s, found.questions, peer.sent, peer.received,
-                "in sync" if found.clean else f"{new} new missing entries, {resent} resent")  # fmt: skip
+        level = logging.INFO if clean else logging.WARNING
+        log.log(level, "reconciled %d sources in %.3f s, %d questions, %d+%d bytes: %s", sources,
+                report.duration_s, questions, sent, received,
+                "in sync" if clean else f"{new} new missing entries, {resent} resent")  # fmt: skip
         return report
 
     async def _open_resendable(self) -> list[MissingEntry]:
@@ -246,9 +289,15 @@ class Reconciler:
         """
         entries = await self.missing.get(ids)
         done: list[int] = []
-        records = 0
+        records = files = 0
         for e in entries:
             if e.kind not in _RESENDABLE or e.state not in (MissingState.OPEN, MissingState.RESENT):
+                continue
+            if e.item is ItemKind.FILE:
+                n = await self._resend_files(e)
+                if n:
+                    files += n
+                    done.append(e.id)
                 continue
             kept = await self.journal.outbox_records(e.source, e.first_seq, e.last_seq)
             if not kept:
@@ -264,10 +313,27 @@ class Reconciler:
             done.append(e.id)
         if done:
             await self.missing.mark_resent(done)
-            self.on_outbox()
-            log.info("resent %d records of %d missing entries to the collector", records, len(done))
+            if records:
+                self.on_outbox()
+            if files:
+                self.on_files()
+            log.info("resent %d records and %d files of %d missing entries to the collector", records, files,
+                     len(done))  # fmt: skip
         skipped = sorted(set(ids) - set(done))
-        return ResendResult(len(done), records, skipped)
+        return ResendResult(len(done), records, skipped, files)
+
+    async def _resend_files(self, e: MissingEntry) -> int:
+        """Put the entry's files whose content the relay still has back into the file outbox."""
+        content = self.content
+        if content is None:
+            return 0
+        sent = await self.journal.read_with(
+            lambda c: relay_store.sent_files(c, e.source, e.first_seq, e.last_seq)
+        )
+        keys = await asyncio.to_thread(lambda: [(e.source, q) for q, h in sent if content.has(h)])
+        if not keys:
+            return 0
+        return await self.journal.write_with(lambda c: journal_files.requeue(c, keys))
 
     async def acknowledge_lost(self, ids: Sequence[int], who: str) -> int:
         """An operator accepts these entries as they are (lost, mismatched); they are never reported again."""

@@ -3,7 +3,8 @@
 Every function takes a connection from ``Journal.read_with`` / ``Journal.write_with``: reads run on a read
 connection, ``insert_resend`` inside the journal's write transaction. The range a source is reconciled over
 stops below the first bucket that holds an item the collector has not acknowledged yet, so an item in flight
-is never reported missing. Nothing here may change a fate, a tally, or an acknowledged outbox row.
+is never reported missing (for files: below the first bucket with a file the collector has not acknowledged
+yet). Nothing here may change a fate, a tally, or an acknowledged outbox row.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from logferry.store.runs import Range, coalesce, decode_runs
 
 RESEND_BATCH_RECORDS = 5_000  # a large resend becomes several outbox batches of bounded size
 _SENT = frozenset((int(Fate.FORWARDED), int(Fate.REDACTED), int(Fate.RELEASED)))
+_FILE_SENT = (int(Fate.FORWARDED), int(Fate.RELEASED))
+_UNSENT_FILES = "SELECT source, MIN(seq) FROM file_items WHERE sent = 0 AND fate IN (?, ?) GROUP BY source"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,12 @@ def roots(conn: sqlite3.Connection, kind: ItemKind) -> list[Root]:
     """Per source with tallied items: from its floor to the end of its last bucket that holds no item
     still waiting for the collector's acknowledgement."""
     floors = dict(conn.execute("SELECT source, floor_seq FROM recon_floor WHERE kind = ?", (int(kind),)))
-    unacked = dict(conn.execute("SELECT source, MIN(first_seq) FROM outbox WHERE acked = 0 GROUP BY source"))
+    if kind is ItemKind.FILE:
+        unacked = dict(conn.execute(_UNSENT_FILES, _FILE_SENT))
+    else:
+        unacked = dict(
+            conn.execute("SELECT source, MIN(first_seq) FROM outbox WHERE acked = 0 GROUP BY source")
+        )
     out: list[Root] = []
     rows = conn.execute(
         "SELECT source, MAX(bucket) FROM recon_buckets WHERE kind = ? GROUP BY source ORDER BY source",
@@ -60,6 +68,16 @@ def sent_seqs(conn: sqlite3.Connection, source: str, first: int, last: int) -> f
             if fate in _SENT and la >= first and f <= last:
                 out.update(range(max(f, first), min(la, last) + 1))
     return frozenset(out)
+
+
+def sent_files(conn: sqlite3.Connection, source: str, first: int, last: int) -> list[tuple[int, bytes]]:
+    """``(seq, sha256)`` of the file items in ``first..last`` whose fate sent them to the collector."""
+    rows = conn.execute(
+        "SELECT seq, sha256 FROM file_items WHERE source = ? AND seq BETWEEN ? AND ? AND fate IN (?, ?) "
+        "ORDER BY seq",
+        (source, first, last, *_FILE_SENT),
+    )
+    return [(int(q), bytes(h)) for q, h in rows]
 
 
 def gaps(conn: sqlite3.Connection, source: str, acked_through: int) -> list[Range]:

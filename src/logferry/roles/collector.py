@@ -128,6 +128,7 @@ class Collector:
         sink = CollectorSink(store, MAX_BODY_BYTES, cfg.max_inbox_bytes)
         manifests = await FileManifests.open(self.data_dir, store_durability(cfg.durability))
         sink.files = FileIntake(manifests.content, CollectorFiles(manifests))
+        sink.reconcile.files = manifests  # relays reconcile files too (ItemKind.FILE)
         listener = LogferryListener(
             "collector",
             cfg.listen,

@@ -36,6 +36,7 @@ from logferry.roles.server import LogferryListener, PeerTable, server_limits, st
 from logferry.store.audit import AuditLog
 from logferry.store.content import ContentStore
 from logferry.store.file_intake import FileIntake
+from logferry.store.file_retention import FileRetention
 from logferry.store.journal import Journal
 from logferry.store.missing import MissingStore
 from logferry.tls import collector_tls, listener_tls, syslog_tls
@@ -174,13 +175,15 @@ class Relay:
         )
         sink = RelaySink(journal, rules, sender.notify)
         content = ContentStore(self.data_dir / "files")
-        file_sender = FileSender(sender.config, RelayFileOutbox(journal, content))
+        retention = FileRetention(journal, content, cfg.file_keep_bytes)
+        file_sender = FileSender(sender.config, RelayFileOutbox(journal, content, retention.notify))
         sink.files = file_intake(self.data_dir, journal, rules, file_sender.notify)
         missing = await MissingStore.open(self.data_dir / "missing.db", store_durability(cfg.durability))
         sink.gaps = AgentGaps(journal, missing)
         reconciler = self.reconciler = Reconciler(
             journal, missing, sender, auto_resend=cfg.resend_policy is ResendPolicy.AUTO,
             interval_s=cfg.reconcile_interval_s, codec=codec, on_outbox=sender.notify,
+            content=content, on_files=file_sender.notify,
         )  # fmt: skip
         listener = LogferryListener(
             "relay",
@@ -214,6 +217,7 @@ class Relay:
         forwarding = asyncio.create_task(sender.run(sender_stop))
         reconciling = asyncio.create_task(reconciler.run(sender_stop))
         forwarding_files = asyncio.create_task(file_sender.run(sender_stop))
+        retaining = asyncio.create_task(retention.run(sender_stop))  # files' content within file_keep_bytes
         api: RunningApi | None = None
         try:
             address = await listener.start()
@@ -251,6 +255,9 @@ class Relay:
             await missing.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(forwarding_files, cfg.shutdown_timeout_s)
+            retaining.cancel()  # a pass in progress is one journal transaction: it commits or rolls back
+            with contextlib.suppress(asyncio.CancelledError):
+                await retaining
             sink.files.close()
             await journal.close()
         log.info("relay stopped")

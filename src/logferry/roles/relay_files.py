@@ -4,8 +4,9 @@ Composes the layers for files the way ``relay.py`` does for records: ``FileIntak
 content store under ``<data_dir>/files``; ``RelayFileLedger`` gives each file its fate by the rules and
 journals it (``store/journal_files.py``) before the agent is acknowledged; ``RelayFileOutbox`` is the file
 sender's queue (forwarded and released files the collector has not acknowledged). Content stays on disk
-after the collector's acknowledgement so reconciliation can send it again; a dropped file's content is
-removed at once unless another item still needs it. Nothing here decides a fate itself (the rules do).
+after the collector's acknowledgement so reconciliation can send it again, up to ``file_keep_bytes``
+(``store/file_retention.py``); a dropped file's content is removed at once unless another item still needs
+it. Nothing here decides a fate itself (the rules do).
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ class RelayFileLedger:
 class RelayFileOutbox:
     """Forwarded and released files waiting for the collector (the file sender's queue)."""
 
-    def __init__(self, journal: Journal, content: ContentStore) -> None:
+    def __init__(
+        self, journal: Journal, content: ContentStore, on_acked: Callable[[], None] = lambda: None
+    ) -> None:
         self.journal = journal
         self.content = content
+        self.on_acked = on_acked  # the retention pass may remove older content now
 
     async def next_files(self, limit: int) -> list[OutgoingFile]:
         items = await self.journal.read_with(lambda c: journal_files.outbox(c, limit))
@@ -85,6 +89,7 @@ class RelayFileOutbox:
     async def acked(self, item: OutgoingFile) -> None:
         now = time.time_ns()
         await self.journal.write_with(lambda c: journal_files.mark_sent(c, item.source, item.seq, now))
+        self.on_acked()
 
     async def refused(self, item: OutgoingFile, nack: FileNack) -> None:
         # The relay's copy was verified when it arrived; a refusal means the stored content is damaged.

@@ -7,21 +7,26 @@ content is durable at its address; the relay is acknowledged only after the row'
 
 The rows also feed reconciliation (``ItemKind.FILE``; an item's digest is the first 8 bytes of its sha256):
 bucket summaries are kept in the transaction that stores a row, and a row deleted or changed behind the
-store marks its bucket dirty through triggers. Content deleted or damaged on disk is found by
-:meth:`FileManifests.verify_content`, which re-hashes stored files and marks the buckets of bad ones dirty;
-a bucket is rebuilt from rows whose content verifies, so a lost or corrupt file shows as a difference.
-This module never changes a manifest once written and never deletes content.
+store marks its bucket dirty through triggers. Content deleted or changed on disk is found by
+:meth:`FileManifests.sweep`, which compares every stored content file's size and mtime with the fingerprint
+taken when it was last verified (``content_checks``) and marks the buckets of changed ones dirty;
+:meth:`FileManifests.rebuild_dirty` then verifies the sha256 of the content of every item in the buckets it
+rebuilds (re-hashing only content whose fingerprint changed) and rebuilds each bucket with a poisoned digest
+for bad content, so a lost or corrupt file shows as a difference. :meth:`FileManifests.verify_content`
+re-hashes everything (a full scrub, for damage that kept size and mtime). This module never changes a
+manifest once written and never deletes content.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -29,7 +34,7 @@ from logferry.protocol.connection import Authenticated
 from logferry.protocol.messages import FileOffer
 from logferry.reconcile.summary import BucketTally, ItemKind, Summary, bucket_span
 from logferry.reconcile.tables import add_tally, set_bucket
-from logferry.store.content import ContentStore
+from logferry.store.content import ContentStore, sha256_of
 from logferry.store.sqlite import Database, Durability
 
 T = TypeVar("T")
@@ -62,6 +67,14 @@ MIGRATIONS: tuple[str, ...] = (
         INSERT OR IGNORE INTO recon_dirty VALUES (new.source, 2, new.seq >> 10);
     END;
     """,
+    # The verdict of the last verification of each stored content, with the size and mtime it had then:
+    # content whose size or mtime no longer match is verified again before its buckets are trusted.
+    """
+    CREATE TABLE content_checks(
+        sha256 BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, good INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX files_sha ON files(sha256);
+    """,
 )
 
 _COLUMNS = "source, seq, path, size, mtime_ns, sha256, relay, received_ns"
@@ -82,23 +95,45 @@ def _row(r: tuple[object, ...]) -> StoredFile:
     return msgspec.convert(dict(zip(StoredFile.__struct_fields__, r, strict=True)), StoredFile, strict=False)
 
 
+Fingerprint = tuple[int, int]  # (size, mtime_ns) of a stored content file; MISSING when it is gone
+MISSING: Fingerprint = (-1, -1)
+SWEEP_PAGE = 10_000  # distinct contents read per query of a sweep
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    """The size and mtime of ``path``, or ``MISSING`` (one stat; blocks)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return MISSING
+    return (st.st_size, st.st_mtime_ns)
+
+
 class FileManifests:
     """Create with ``await FileManifests.open(data_dir)``; close with ``await close()``."""
 
-    def __init__(self, db: Database, content: ContentStore) -> None:
+    def __init__(self, db: Database, content: ContentStore, bad: set[bytes] | None = None) -> None:
         self._db = db
         self.content = content
-        self._bad: set[bytes] = set()  # content found missing or damaged by the last verification
+        self._bad: set[bytes] = bad or set()  # content found missing or damaged by the last verification
 
     @classmethod
     async def open(cls, data_dir: Path, durability: Durability = Durability.FULL) -> FileManifests:
         db = await Database.open(
             data_dir / "files.db", MIGRATIONS, durability, "files", application_id=FILES_APPLICATION_ID
         )
-        return cls(db, await asyncio.to_thread(ContentStore, data_dir / "files"))
+        bad = await db.read(
+            lambda c: {bytes(h) for (h,) in c.execute("SELECT sha256 FROM content_checks WHERE good = 0")}
+        )
+        return cls(db, await asyncio.to_thread(ContentStore, data_dir / "files"), bad)
 
     async def close(self) -> None:
         await self._db.close()
+
+    @property
+    def bad(self) -> frozenset[bytes]:
+        """Contents the last verification found missing or damaged (their items answer poisoned digests)."""
+        return frozenset(self._bad)
 
     async def read_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._db.read(fn)
@@ -110,9 +145,13 @@ class FileManifests:
 
     async def add(self, source: str, seq: int, path: str, size: int, mtime_ns: int, sha256: bytes,
                   relay: str) -> bool:  # fmt: skip
-        """Keep a manifest whose content is durable already; False if the id was stored before."""
+        """Keep a manifest whose content is durable (and verified) already; False if the id was stored
+        before. The content's fingerprint is recorded as verified good."""
+        size_now, mtime_now = await asyncio.to_thread(fingerprint, self.content.path_for(sha256))
 
         def run(conn: sqlite3.Connection) -> bool:
+            if size_now >= 0:
+                conn.execute(_CHECK_UPSERT, (sha256, size_now, mtime_now, 1))
             cur = conn.execute(
                 f"INSERT OR IGNORE INTO files({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (source, seq, path, size, mtime_ns, sha256, relay, time.time_ns()),
@@ -154,22 +193,115 @@ class FileManifests:
 
         return await self._db.read(run)
 
+    async def sweep(self) -> int:
+        """Mark dirty the buckets of items whose content's size or mtime changed since it was last verified
+        (or that were never verified). One stat per distinct content; no hashing. Returns how many changed."""
+        changed: set[bytes] = set()
+        after = b""
+        while True:
+            rows = await self._db.read(functools.partial(_sweep_page, after=after))
+            if not rows:
+                break
+            after = bytes(rows[-1][0])
+            changed |= await asyncio.to_thread(self._changed, rows)
+        if changed:
+            await self._db.write(lambda c: _mark_dirty(c, changed))
+            log.warning(
+                "%d stored file contents changed on disk: their buckets are checked again", len(changed)
+            )
+        return len(changed)
+
+    def _changed(self, rows: list[tuple[Any, ...]]) -> set[bytes]:
+        out: set[bytes] = set()
+        for sha, size, mtime_ns in rows:
+            h = bytes(sha)
+            if size is None or fingerprint(self.content.path_for(h)) != (size, mtime_ns):
+                out.add(h)
+        return out
+
     async def verify_content(self) -> int:
-        """Re-hash every stored content file; mark the buckets of items whose content is gone or damaged
-        dirty. Returns how many distinct contents are bad. Reads each file in pieces (bounded memory)."""
+        """Re-hash every stored content file (a full scrub); record each verdict and mark the buckets of
+        items whose content is gone or damaged dirty. Returns how many distinct contents are bad. Reads each
+        file in pieces (bounded memory)."""
         shas = await self._db.read(
             lambda c: [bytes(h) for (h,) in c.execute("SELECT DISTINCT sha256 FROM files")]
         )
-        bad = {h for h in shas if not await asyncio.to_thread(self.content.verify, h)}
+        verdicts = await asyncio.to_thread(self._verify, [(h, None, None, None) for h in shas])
+        bad = {h for h, _fp, good in verdicts if not good}
+        await self._db.write(lambda c: _record(c, verdicts, mark_bad=True))
         self._bad = bad
-        if bad:
-            await self._db.write(lambda c: _mark_dirty(c, bad))
         return len(bad)
 
     async def rebuild_dirty(self) -> int:
-        """Rebuild dirty buckets from the rows whose content is not known bad."""
+        """Rebuild dirty buckets from their rows, after verifying the content of every item in them
+        (re-hashing only content whose fingerprint changed since its last verification)."""
+
+        def read(conn: sqlite3.Connection) -> tuple[int, list[tuple[Any, ...]]]:
+            (n,) = conn.execute("SELECT COUNT(*) FROM recon_dirty WHERE kind = 2").fetchone()
+            return int(n), conn.execute(_DIRTY_CONTENT).fetchall() if n else []
+
+        dirty, rows = await self._db.read(read)
+        if not dirty:
+            return 0
+        verdicts = await asyncio.to_thread(self._verify, rows)
+        for h, _fp, good in verdicts:
+            if good:
+                self._bad.discard(h)
+            else:
+                self._bad.add(h)
         bad = set(self._bad)
-        return await self._db.write(lambda c: _rebuild(c, bad))
+
+        def write(conn: sqlite3.Connection) -> int:
+            _record(conn, verdicts, mark_bad=False)
+            return _rebuild(conn, bad)
+
+        return await self._db.write(write)
+
+    def _verify(self, rows: list[tuple[Any, ...]]) -> list[tuple[bytes, Fingerprint, bool]]:
+        """``(sha256, fingerprint now, good)`` per ``(sha256, size, mtime_ns, good)`` row: the recorded
+        verdict while the fingerprint is unchanged, else a fresh one (hashing the content)."""
+        out: list[tuple[bytes, Fingerprint, bool]] = []
+        for sha, size, mtime_ns, good in rows:
+            h = bytes(sha)
+            path = self.content.path_for(h)
+            fp = fingerprint(path)
+            if good is not None and fp == (size, mtime_ns):
+                out.append((h, fp, bool(good)))
+                continue
+            ok = fp != MISSING and sha256_of(path).digest() == h
+            if not ok:
+                log.warning(
+                    "stored content %s is %s", h.hex()[:16], "missing" if fp == MISSING else "damaged"
+                )
+            out.append((h, fingerprint(path) if ok else fp, ok))
+        return out
+
+
+_CHECK_UPSERT = (
+    "INSERT INTO content_checks(sha256, size, mtime_ns, good) VALUES (?, ?, ?, ?) ON CONFLICT(sha256) "
+    "DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, good = excluded.good"
+)
+_SWEEP_PAGE = (
+    "SELECT f.sha256, k.size, k.mtime_ns FROM (SELECT DISTINCT sha256 FROM files WHERE sha256 > ? "
+    "ORDER BY sha256 LIMIT ?) f LEFT JOIN content_checks k ON k.sha256 = f.sha256 ORDER BY f.sha256"
+)
+_DIRTY_CONTENT = (
+    "SELECT DISTINCT f.sha256, k.size, k.mtime_ns, k.good FROM recon_dirty d "
+    "JOIN files f ON f.source = d.source AND f.seq BETWEEN (d.bucket << 10) AND ((d.bucket + 1) << 10) - 1 "
+    "LEFT JOIN content_checks k ON k.sha256 = f.sha256 WHERE d.kind = 2"
+)
+
+
+def _sweep_page(conn: sqlite3.Connection, after: bytes) -> list[tuple[Any, ...]]:
+    return conn.execute(_SWEEP_PAGE, (after, SWEEP_PAGE)).fetchall()
+
+
+def _record(
+    conn: sqlite3.Connection, verdicts: list[tuple[bytes, Fingerprint, bool]], mark_bad: bool
+) -> None:
+    conn.executemany(_CHECK_UPSERT, [(h, fp[0], fp[1], int(good)) for h, fp, good in verdicts])
+    if mark_bad:
+        _mark_dirty(conn, {h for h, _fp, good in verdicts if not good})
 
 
 def _mark_dirty(conn: sqlite3.Connection, bad: set[bytes]) -> None:

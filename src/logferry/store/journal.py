@@ -113,6 +113,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX file_items_outbox ON file_items(sent, fate, received_ns);
     CREATE INDEX file_items_sha ON file_items(sha256);
     """,
+    # Relay file retention (store/file_retention.py): pruned = 1 once the relay no longer keeps the item's
+    # content (acknowledged beyond file_keep_bytes, or purged/dropped); reconciliation reports it lost.
+    """
+    ALTER TABLE file_items ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX file_items_kept ON file_items(pruned, sent, sent_ns);
+    CREATE INDEX file_items_gone ON file_items(pruned, fate);
+    """,
 )
 
 

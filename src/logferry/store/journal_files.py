@@ -88,7 +88,7 @@ def requeue(conn: sqlite3.Connection, keys: Sequence[tuple[str, int]]) -> int:
     n = 0
     for source, seq in keys:
         n += conn.execute(
-            "UPDATE file_items SET sent = 0 WHERE source = ? AND seq = ? AND fate IN (?, ?)",
+            "UPDATE file_items SET sent = 0, pruned = 0 WHERE source = ? AND seq = ? AND fate IN (?, ?)",
             (source, seq, *_OUTGOING),
         ).rowcount
     return n
@@ -132,12 +132,17 @@ def settle_files(
 
 
 def content_in_use(conn: sqlite3.Connection, sha256: bytes) -> bool:
-    """Whether any held or outgoing file item still needs this content."""
+    """Whether any held or outgoing file item still needs or keeps this content (not pruned)."""
     row = conn.execute(
-        "SELECT 1 FROM file_items WHERE sha256 = ? AND fate IN (?, ?, ?) LIMIT 1",
+        "SELECT 1 FROM file_items WHERE sha256 = ? AND fate IN (?, ?, ?) AND pruned = 0 LIMIT 1",
         (sha256, int(Fate.HELD), *_OUTGOING),
     ).fetchone()
     return row is not None
+
+
+def held_where(source: str | None, rule: str | None, text: str | None) -> tuple[str, list[object]]:
+    """The WHERE clause (and parameters) selecting held file items by source, rule and path substring."""
+    return _held_where(source, rule, text)
 
 
 def _held_where(source: str | None, rule: str | None, text: str | None) -> tuple[str, list[object]]:

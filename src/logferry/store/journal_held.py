@@ -4,6 +4,11 @@ A held record waits in the ``held`` table until an operator releases it (it move
 its journal fate becomes RELEASED) or purges it (fate PURGED). Either move happens in one transaction that
 also rewrites the journal's fate runs and the counters, so every seq keeps exactly one current fate.
 
+Held whole files (``file_items`` with fate HELD, ``store/journal_files.py``) are held items too: the
+``*_items`` functions list, count and find records and files together (a file's time is its mtime; a filter
+on level or record time never matches a file, and ``text`` matches a file's path), and ``settle`` moves the
+files a filter or keys select in the same transaction as the records.
+
 Functions taking a connection run inside a transaction opened by the Database; nothing here may commit or
 touch the event loop, and a held record may never leave the table without its fate changing with it.
 """
@@ -22,7 +27,8 @@ import msgspec
 from logferry.model import Codec, Fate, Record, encode_body
 from logferry.reconcile.summary import BucketTally, ItemKind
 from logferry.reconcile.tables import add_tally
-from logferry.store.journal_files import settle_files
+from logferry.store import journal_files
+from logferry.store.journal_files import FileItem, settle_files
 from logferry.store.journal_tx import bump_counters, insert_outbox, overlapping
 from logferry.store.runs import decode_runs, encode_runs, refate
 
@@ -114,6 +120,56 @@ def page(conn: sqlite3.Connection, target: HeldFilter, limit: int, offset: int) 
 def get(conn: sqlite3.Connection, source: str, seq: int) -> HeldRecord | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM held WHERE source = ? AND seq = ?", (source, seq)).fetchone()
     return None if row is None else _to_held(row)
+
+
+HeldItem = HeldRecord | FileItem
+
+
+def _file_where(target: HeldFilter) -> tuple[str, list[object]] | None:
+    """The held files a filter selects; None when it can select none (level or record time given)."""
+    if target.level_max is not None or target.ts_min_ns is not None or target.ts_max_ns is not None:
+        return None
+    return journal_files.held_where(target.source, target.rule, target.text)
+
+
+def count_items(conn: sqlite3.Connection, target: HeldFilter) -> int:
+    """Held records and held files matching ``target``."""
+    files = _file_where(target)
+    if files is None:
+        return count(conn, target)
+    clause, params = files
+    (n,) = conn.execute(f"SELECT COUNT(*) FROM file_items WHERE {clause}", params).fetchone()
+    return count(conn, target) + int(n)
+
+
+def page_items(conn: sqlite3.Connection, target: HeldFilter, limit: int, offset: int) -> list[HeldItem]:
+    """Held records and files matching ``target``, newest first (record time; a file's mtime)."""
+    files = _file_where(target)
+    if files is None:
+        return list(page(conn, target, limit, offset))
+    r_clause, r_params = where(target)
+    f_clause, f_params = files
+    keys = conn.execute(
+        f"SELECT 0 AS k, source, seq, ts_ns AS t FROM held WHERE {r_clause} UNION ALL "
+        f"SELECT 1 AS k, source, seq, mtime_ns AS t FROM file_items WHERE {f_clause} "
+        "ORDER BY t DESC, source, seq DESC LIMIT ? OFFSET ?",
+        [*r_params, *f_params, limit, offset],
+    ).fetchall()
+    out: list[HeldItem] = []
+    for k, source, seq, _t in keys:
+        found = get(conn, source, seq) if k == 0 else journal_files.get(conn, source, seq)
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def get_item(conn: sqlite3.Connection, source: str, seq: int) -> HeldItem | None:
+    """The held record or held file with this id, or None."""
+    found = get(conn, source, seq)
+    if found is not None:
+        return found
+    item = journal_files.get(conn, source, seq)
+    return item if item is not None and item.fate is Fate.HELD else None
 
 
 def settle(

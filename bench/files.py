@@ -1,0 +1,270 @@
+"""Whole-file shipping benchmark: logferry agent → relay → collector beside ``rsync -a src/ dst/``, same run.
+
+Two workloads, each a fresh folder: one large file (1 GiB by default) and many small files (10,000 of
+4 KiB). rsync copies the folder on the same machine (``rsync -a src/ dst/``, a sender and a receiver
+process over a pipe, no fsync); logferry ships it through its three roles on 127.0.0.1, each hop
+sha256-checked and fsynced before it is acknowledged. logferry's time runs from the agent's start (the
+files are already in the folder, with old mtimes: complete at once) until the collector's ``files.db``
+holds every manifest; the stages are read from the stores afterwards (when the agent had queued the last
+file, when the relay had journaled it, when the collector had). Figures: MB/s (10^6 bytes), files/s, and
+logferry / rsync ratios. ``sha256_mb_s`` is this machine's single-core hashing speed, for context.
+
+Memory stays bounded: files are written and hashed in 1 MiB pieces. Everything lives under
+``bench/out/files/`` and is removed at the start of the next run. Every process is started and stopped by
+PID (``common.Proc``). Usage: bench/files.py [--big-mib M] [--small N] [--small-bytes B] [--skip-install];
+``measure()`` returns the figures for ``bench/run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import OUT_DIR, BenchError, Proc, log, wait_for
+from logferry_side import AGENT_READY_TIMEOUT, Cluster, _drain, _read_ready, default_command
+
+WORK = OUT_DIR / "files"
+SOURCE = "bench"
+ITEMS = SOURCE + "/files"
+PIECE = 1 << 20
+OLD_NS = 3600 * 10**9  # files are backdated an hour: complete at once for the agent, as if renamed in
+
+
+def ensure_rsync(skip_install: bool) -> str:
+    found = shutil.which("rsync")
+    if found:
+        return found
+    if skip_install:
+        raise BenchError("rsync is not installed (and --skip-install was given)")
+    log("installing rsync with apt-get")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=600)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "rsync"], check=True, timeout=600)
+    found = shutil.which("rsync")
+    if not found:
+        raise BenchError("rsync is still missing after apt-get install rsync")
+    return found
+
+
+def _backdate(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - OLD_NS))
+
+
+def make_big(folder: Path, size: int) -> None:
+    """One file of ``size`` bytes that does not repeat within 1 MiB pieces (written piece by piece)."""
+    folder.mkdir(parents=True)
+    path = folder / "big.bin"
+    with path.open("wb") as f:
+        left, i = size, 0
+        while left:
+            seed = hashlib.sha256(i.to_bytes(8, "big")).digest()
+            piece = (seed * (PIECE // 32))[: min(left, PIECE)]
+            f.write(piece)
+            left -= len(piece)
+            i += 1
+    _backdate(path)
+
+
+def make_small(folder: Path, count: int, size: int) -> None:
+    """``count`` files of ``size`` distinct bytes each (no two alike: nothing is deduplicated)."""
+    folder.mkdir(parents=True)
+    for i in range(count):
+        seed = hashlib.sha256(b"small" + i.to_bytes(8, "big")).digest()
+        path = folder / f"s{i:06d}.bin"
+        path.write_bytes((seed * (size // 32 + 1))[:size])
+        _backdate(path)
+
+
+def rsync_copy(rsync: str, src: Path, dst: Path, *extra: str) -> float:
+    shutil.rmtree(dst, ignore_errors=True)
+    t0 = time.monotonic()
+    subprocess.run([rsync, "-a", *extra, f"{src}/", f"{dst}/"], check=True, timeout=3600)
+    return time.monotonic() - t0
+
+
+def _ro(path: Path) -> sqlite3.Connection | None:
+    if not path.exists():
+        return None
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error:
+        return None
+
+
+def _one(path: Path, sql: str, *params: object) -> tuple[Any, ...]:
+    conn = _ro(path)
+    if conn is None:
+        return (None,)
+    try:
+        row = conn.execute(sql, params).fetchone()
+        return tuple(row) if row else (None,)
+    except sqlite3.OperationalError:
+        return (None,)  # the table is not created yet
+    finally:
+        conn.close()
+
+
+def logferry_ship(
+    cmd: list[str], workdir: Path, folder: Path, count: int, total: int, timeout: float
+) -> dict[str, Any]:
+    """Ship ``folder`` through collector ← relay ← agent; seconds from the agent's start to the last
+    manifest at the collector, and when each stage had the last file."""
+    cluster = Cluster(cmd, workdir)
+    try:
+        cluster.start_collector()
+        cluster.start_relay()
+        config = workdir / "agent.toml"
+        config.write_text(
+            f'[agent]\nsource = "{SOURCE}"\nrelay = "{cluster.relay_addr}"\n'
+            f'data_dir = "{workdir / "agent"}"\n\n'
+            f'[[agent.inputs]]\ntype = "files"\npaths = ["{folder}"]\nstable_s = 1.0\n',
+            encoding="utf-8",
+        )
+        start_ns = time.time_ns()
+        t0 = time.monotonic()
+        agent = Proc("logferry-agent", [*cmd, "agent", "--config", str(config)],
+                     log_path=workdir / "agent.stderr.log", stdout=subprocess.PIPE)  # fmt: skip
+        cluster.procs["agent"] = agent
+        _read_ready(agent, AGENT_READY_TIMEOUT)
+        assert agent.popen.stdout is not None
+        threading.Thread(
+            target=_drain, args=(agent.popen.stdout, workdir / "agent.stdout.log"), daemon=True
+        ).start()
+        files_db = workdir / "collector" / "files.db"
+        sql = "SELECT count(*), coalesce(sum(size), 0) FROM files WHERE source = ?"
+
+        def done() -> bool:
+            cluster.check_alive()
+            got = _one(files_db, sql, ITEMS)
+            return len(got) == 2 and got[0] == count and got[1] == total
+
+        wait_for(f"{count} files at the collector", done, timeout, interval=0.05)
+        seconds = time.monotonic() - t0
+        queued = _one(workdir / "agent" / "files.db", "SELECT max(queued_ns) FROM files")[0]
+        relayed = _one(workdir / "relay" / "journal.db", "SELECT max(received_ns) FROM file_items")[0]
+        stored = _one(files_db, "SELECT max(received_ns) FROM files")[0]
+
+        def at(ns: Any) -> float | None:
+            return None if ns is None else round((int(ns) - start_ns) / 1e9, 3)
+
+        return {"seconds": seconds, "agent_queued_last_s": at(queued), "relay_journaled_last_s": at(relayed),
+                "collector_stored_last_s": at(stored)}  # fmt: skip
+    finally:
+        cluster.stop()
+
+
+def sha256_speed(nbytes: int = 256 << 20) -> float:
+    """Single-core sha256 throughput of this machine, MB/s (hashing in-memory 1 MiB pieces)."""
+    piece = os.urandom(PIECE)
+    h = hashlib.sha256()
+    t0 = time.monotonic()
+    for _ in range(nbytes // PIECE):
+        h.update(piece)
+    return nbytes / (time.monotonic() - t0) / 1e6
+
+
+def _case(
+    cmd: list[str], rsync: str, name: str, folder: Path, count: int, total: int, timeout: float
+) -> dict[str, Any]:
+    log(f"files/{name}: rsync -a")
+    rs = rsync_copy(rsync, folder, WORK / f"{name}-rsync-dst")
+    shutil.rmtree(WORK / f"{name}-rsync-dst", ignore_errors=True)
+    rs_fsync = None
+    try:
+        rs_fsync = rsync_copy(rsync, folder, WORK / f"{name}-rsync-dst", "--fsync")
+    except subprocess.CalledProcessError:
+        log("this rsync has no --fsync; only plain rsync -a is measured")
+    shutil.rmtree(WORK / f"{name}-rsync-dst", ignore_errors=True)
+    log(f"files/{name}: logferry agent -> relay -> collector")
+    lf = logferry_ship(cmd, WORK / f"{name}-logferry", folder, count, total, timeout)
+    shutil.rmtree(WORK / f"{name}-logferry", ignore_errors=True)
+    out: dict[str, Any] = {"files": count, "bytes": total, "rsync_s": rs, "rsync_fsync_s": rs_fsync,
+                           "logferry_s": lf["seconds"], "logferry_stages": lf}  # fmt: skip
+    for who, secs in (("rsync", rs), ("rsync_fsync", rs_fsync), ("logferry", lf["seconds"])):
+        if secs:
+            out[f"{who}_mb_s"] = total / secs / 1e6
+            out[f"{who}_files_s"] = count / secs
+    out["ratio"] = rs / lf["seconds"]  # logferry speed / rsync speed
+    if rs_fsync:
+        out["ratio_vs_rsync_fsync"] = rs_fsync / lf["seconds"]
+    return out
+
+
+def measure(
+    cmd: list[str] | None = None,
+    *,
+    big_bytes: int = 1 << 30,
+    small_count: int = 10_000,
+    small_bytes: int = 4096,
+    skip_install: bool = False,
+) -> dict[str, Any]:
+    """Both workloads, rsync and logferry each; the figures (also written to bench/out/files.json)."""
+    cmd = cmd or default_command()
+    rsync = ensure_rsync(skip_install)
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    version = subprocess.run([rsync, "--version"], capture_output=True, text=True, check=False).stdout
+    results: dict[str, Any] = {"rsync_version": version.splitlines()[0] if version else "?",
+                               "sha256_mb_s": sha256_speed(), "cpus": os.cpu_count()}  # fmt: skip
+    try:
+        log(f"files: writing one {big_bytes:,}-byte file")
+        make_big(WORK / "big-src", big_bytes)
+        results["big"] = _case(cmd, rsync, "big", WORK / "big-src", 1, big_bytes, max(600.0, big_bytes / 2e6))
+        shutil.rmtree(WORK / "big-src", ignore_errors=True)
+        log(f"files: writing {small_count:,} files of {small_bytes:,} bytes")
+        make_small(WORK / "small-src", small_count, small_bytes)
+        total = small_count * small_bytes
+        results["small"] = _case(cmd, rsync, "small", WORK / "small-src", small_count, total,
+                                 max(600.0, small_count / 20))  # fmt: skip
+    finally:
+        Proc.stop_all()
+        shutil.rmtree(WORK, ignore_errors=True)
+    (OUT_DIR / "files.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return results
+
+
+def summary(r: dict[str, Any]) -> list[str]:
+    """The table lines for these figures."""
+    lines = []
+    for case, label in (("big", "1 large file"), ("small", "small files")):
+        c = r.get(case)
+        if not isinstance(c, dict):
+            continue
+        fsync = f", rsync --fsync {c['rsync_fsync_mb_s']:,.0f} MB/s" if c.get("rsync_fsync_mb_s") else ""
+        lines.append(
+            f"files, {label} ({c['files']:,} x {c['bytes'] // c['files']:,} B): logferry "
+            f"{c['logferry_mb_s']:,.0f} MB/s {c['logferry_files_s']:,.0f} files/s, rsync -a "
+            f"{c['rsync_mb_s']:,.0f} MB/s {c['rsync_files_s']:,.0f} files/s{fsync}; logferry/rsync "
+            f"x{c['ratio']:.2f}"
+        )
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="whole-file shipping: logferry vs rsync -a (docs/BENCHMARKS.md)")
+    ap.add_argument("--big-mib", type=int, default=1024, help="size of the large file in MiB (default 1024)")
+    ap.add_argument("--small", type=int, default=10_000, help="number of small files (default 10,000)")
+    ap.add_argument("--small-bytes", type=int, default=4096, help="bytes per small file (default 4096)")
+    ap.add_argument("--skip-install", action="store_true", help="do not apt-get install rsync if missing")
+    args = ap.parse_args()
+    r = measure(big_bytes=args.big_mib << 20, small_count=args.small, small_bytes=args.small_bytes,
+                skip_install=args.skip_install)  # fmt: skip
+    print(json.dumps(r, indent=2))
+    print("\n".join(summary(r)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
