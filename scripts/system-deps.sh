@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests drive as real peers (rsyslog, its TLS driver, rsync, logger),
+# Install the Debian packages the tests drive as real peers (rsyslog, its TLS driver, rsync, logger,
+# chromium for the console's browser tests),
 # only those that are missing. Idempotent; needs root and the package registry when something is missing.
 set -euo pipefail
-want=(rsyslog rsyslog-gnutls rsync bsdutils)
+want=(rsyslog rsyslog-gnutls rsync bsdutils chromium)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

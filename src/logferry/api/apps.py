@@ -19,6 +19,7 @@ from logferry.api.routes_held import held_router
 from logferry.api.routes_missing import missing_router
 from logferry.api.routes_records import records_router
 from logferry.api.routes_status import collector_status_router, health_router, relay_status_router
+from logferry.console.mount import mount_console
 
 DESCRIPTION = (
     "logferry {role} API. Errors answer {{status, error, hint}}. With api_token set, every route but "
@@ -64,7 +65,10 @@ def create_collector_app(view: CollectorView) -> FastAPI:
 
 def create_app(view: RoleView, role: str) -> FastAPI:
     if isinstance(view, RelayView):
-        return create_relay_app(view)
-    if isinstance(view, CollectorView):
-        return create_collector_app(view)
-    raise TypeError(f"no API for a {type(view).__name__} ({role})")
+        app = create_relay_app(view)
+    elif isinstance(view, CollectorView):
+        app = create_collector_app(view)
+    else:
+        raise TypeError(f"no API for a {type(view).__name__} ({role})")
+    mount_console(app, view, role)  # the console at / (NiceGUI), after every API route
+    return app

@@ -31,7 +31,9 @@ class ApiServer:
     def __init__(self, app: Any, sock: socket.socket, name: str) -> None:
         self._config = uvicorn.Config(
             app,
-            lifespan="off",  # the role owns start-up and shutdown order
+            # The app's lifespan starts and stops the console (NiceGUI) inside start() and stop(), so it
+            # stays within the role's ordered start-up and shutdown.
+            lifespan="on",
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=5,

@@ -1,0 +1,104 @@
+"""The console's frame and its shared display pieces: header with navigation, page titles, confirm dialogs,
+how times, levels and sizes are shown, and the page size of every table.
+
+Every page builds inside :func:`frame`, so the relay and the collector look alike and a page never links to
+anything outside its own daemon (no CDN, no external font or image: the console runs offline). This module
+must never read a store or act on one; pages pass it what they show.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+from nicegui import ui
+
+from logferry import __version__
+from logferry.model import Level
+
+PAGE_SIZE = 50  # rows per table page
+NS = 1_000_000_000
+LEVEL_OPTIONS: dict[str, str] = {"": "any level"} | {
+    m.name.lower(): f"{m.name.lower()} or worse" for m in Level if m is not Level.DEBUG
+}
+
+RELAY_PAGES = (("/", "Overview"), ("/held", "Held"), ("/missing", "Missing"))
+COLLECTOR_PAGES = (("/", "Search"),)
+
+
+def header(role: str, name: str, pages: tuple[tuple[str, str], ...]) -> None:
+    """The bar on top of every page: which daemon this is, and its pages."""
+    with ui.header().classes("items-center gap-6 bg-slate-800 text-white px-4 py-2"):
+        ui.label(f"logferry {role}").classes("text-lg font-bold")
+        ui.label(name).classes("text-sm opacity-80").mark("daemon-name")
+        with ui.row().classes("gap-4"):
+            for path, title in pages:
+                ui.link(title, path).classes("text-white no-underline hover:underline").mark(f"nav-{title}")
+        ui.space()
+        ui.label(f"v{__version__} · operator: console").classes("text-xs opacity-70")
+
+
+@contextmanager
+def frame(title: str) -> Iterator[None]:
+    """A page's column with its title; the page's content goes inside the ``with``."""
+    with ui.column().classes("w-full max-w-screen-xl mx-auto p-4 gap-4"):
+        ui.label(title).classes("text-2xl font-semibold")
+        yield
+
+
+def when(ns: int | None) -> str:
+    """Epoch nanoseconds as UTC ``2026-11-25 10:00:01.123``; "" for None."""
+    if ns is None:
+        return ""
+    moment = datetime.datetime.fromtimestamp(ns / NS, datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def level_name(level: int | None) -> str:
+    if level is None:
+        return ""
+    try:
+        return Level(level).name.lower()
+    except ValueError:
+        return str(level)
+
+
+def size(n: int) -> str:
+    """Bytes for people: ``1.2 MiB``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def pager_text(offset: int, shown: int, total: int | None) -> str:
+    """``1–50 of 120`` (``total`` None when it is not known: ``51–100``)."""
+    if shown == 0:
+        return "nothing matches" if offset == 0 else f"no more items after {offset}"
+    span = f"{offset + 1}–{offset + shown}"
+    return span if total is None else f"{span} of {total:,}"
+
+
+def confirm(question: str, verb: str, act: Callable[[], Awaitable[None]], *, danger: bool = False) -> None:
+    """Open a dialog asking ``question``; ``act`` runs only when the operator presses ``verb``."""
+    with ui.dialog() as dialog, ui.card().classes("min-w-96"):
+        ui.label(question).classes("text-base").mark("confirm-question")
+        with ui.row().classes("w-full justify-end gap-2"):
+            ui.button("Cancel", on_click=dialog.close).props("flat").mark("confirm-cancel")
+
+            async def go() -> None:
+                dialog.close()
+                await act()
+
+            ui.button(verb, on_click=go, color="negative" if danger else "primary").mark("confirm-ok")
+    dialog.open()
+
+
+def stat(label: str, marker: str) -> ui.label:
+    """A labelled number on a card; returns the label whose text the page updates."""
+    with ui.card().classes("min-w-40 p-3 gap-1"):
+        ui.label(label).classes("text-xs uppercase opacity-60")
+        return ui.label("…").classes("text-xl font-semibold").mark(marker)

@@ -1,0 +1,159 @@
+"""The relay console's Held page and actions, on a real journal and audit log (no browser, no network):
+NiceGUI's ``User`` simulation drives the page; the actions are also called directly.
+
+What must hold: the table shows one page of real held items and the total; filters narrow it; every
+release/delete asks first with the count, moves exactly what was asked, and is audited as the REST route
+audits it (operator "console"); selected keys that are no longer held change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nicegui import ui
+from nicegui.storage import Storage
+from nicegui.testing.user import User
+from nicegui.testing.user_simulation import user_simulation
+
+from logferry.api.launch import RelayView
+from logferry.config import RelayConfig
+from logferry.console import actions
+from logferry.console.actions import HeldVerb, HeldView, StaleKeys
+from logferry.console.mount import relay_root
+from logferry.model import Fate, Level, make_record
+from logferry.protocol.messages import PeerRole
+from logferry.reconcile.relay_side import Reconciler
+from logferry.roles.relay import OutboxQueue
+from logferry.roles.server import PeerTable
+from logferry.store.audit import AuditLog
+from logferry.store.journal import Decision, Journal
+from logferry.store.missing import MissingStore
+from logferry.store.sqlite import Durability
+from logferry.transport.sender import Sender, SenderConfig
+from logferry.transport.serve import SessionCounters
+
+
+def decision(seq: int, msg: str, level: Level, rule: str = "") -> Decision:
+    record = make_record(seq, 1_000 * seq, int(level), "host-a", "/var/log/app.log", msg, {"n": str(seq)})
+    return Decision(record, Fate.HELD if rule else Fate.FORWARDED, rule)
+
+
+@pytest.fixture
+async def view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RelayView]:
+    monkeypatch.setattr(Storage, "path", tmp_path / "nicegui")  # NiceGUI's own files stay in tmp
+    journal = await Journal.open(tmp_path / "journal.db", Durability.NORMAL)
+    audit = await AuditLog.open(tmp_path / "audit.db", Durability.NORMAL)
+    missing = await MissingStore.open(tmp_path / "missing.db", Durability.NORMAL)
+    sender = Sender(SenderConfig("127.0.0.1", 9, "relay-test", PeerRole.RELAY, None), OutboxQueue(journal))
+    await journal.commit("edge-1", [
+        decision(1, "charge card=4111111111111111 order=a1", Level.ERROR, "hold-cards"),
+        decision(2, "GET /orders 200", Level.INFO),
+        decision(3, "charge card=5500000000000004 order=b2", Level.INFO, "hold-cards"),
+        decision(4, "secret token=abc", Level.WARNING, "hold-secrets"),
+    ])  # fmt: skip
+    await journal.commit(
+        "edge-2", [decision(1, "charge card=4000000000000002 order=c3", Level.ERROR, "hold-cards")]
+    )
+    reconciler = Reconciler(journal, missing, None, auto_resend=False, interval_s=0)
+    yield RelayView(
+        name="relay-test", token="", peers=PeerTable(), counters=SessionCounters(), audit=audit,
+        journal=journal, sender=sender, config=RelayConfig(), reconciler=reconciler,
+    )  # fmt: skip
+    await missing.close()
+    await audit.close()
+    await journal.close()
+
+
+def table_rows(user: User, marker: str) -> list[dict[str, Any]]:
+    [table] = user.find(marker=marker).elements
+    assert isinstance(table, ui.table)
+    return list(table.rows)
+
+
+async def test_actions_audit_like_the_rest_route_and_refuse_stale_keys(view: RelayView) -> None:
+    assert await actions.held_count(view, HeldView()) == 4
+    assert await actions.held_count(view, HeldView(rule="hold-cards", level="error")) == 2
+    choices = await actions.held_choices(view)
+    assert (choices.rules, choices.sources) == (["hold-cards", "hold-secrets"], ["edge-1", "edge-2"])
+
+    assert await actions.settle_held(view, HeldVerb.RELEASE, [("edge-1", 3), ("edge-1", 3)]) == 1
+    with pytest.raises(StaleKeys, match="1 of 2 selected items are not held any more"):
+        await actions.settle_held(view, HeldVerb.DELETE, [("edge-1", 3), ("edge-1", 4)])
+    assert await actions.held_count(view, HeldView()) == 3  # the stale action moved nothing
+
+    assert await actions.settle_held(view, HeldVerb.DELETE, HeldView(source="edge-2", q="order=c3")) == 1
+    entries = await view.audit.page()
+    assert [(e.operator, e.action, e.state.value, e.count, e.target) for e in entries] == [
+        ("console", "held.delete", "done", 1, {"filter": {"source": "edge-2", "q": "order=c3"}}),
+        ("console", "held.release", "done", 1, {"keys": ["edge-1:3"]}),
+    ]
+    counters = await view.journal.counters()
+    assert counters[("edge-1", Fate.RELEASED, "hold-cards")] == 1
+    assert counters[("edge-2", Fate.PURGED, "hold-cards")] == 1
+
+
+async def test_held_page_filters_and_releases_all_matching_after_confirm(
+    view: RelayView, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with user_simulation(root=relay_root(view)) as user:
+        await user.open("/held")
+        await user.should_see("1–4 of 4")
+        assert {r["key"] for r in table_rows(user, "held-table")} == {
+            "edge-1:1",
+            "edge-1:3",
+            "edge-1:4",
+            "edge-2:1",
+        }
+
+        user.find(marker="held-q").type("card=")
+        user.find(marker="held-search").click()
+        await user.should_see("1–3 of 3")
+        user.find(marker="held-level").click()
+        user.find("error or worse").click()
+        user.find(marker="held-search").click()
+        await user.should_see("1–2 of 2")
+
+        user.find(marker="release-matching").click()
+        await user.should_see("Release 2 held items (all matching the filter) to the collector?")
+        user.find(marker="confirm-cancel").click()
+        assert await actions.held_count(view, HeldView()) == 4  # cancel does nothing
+
+        user.find(marker="release-matching").click()
+        user.find(marker="confirm-ok").click()
+        await user.should_see("2 held items released to the collector")
+        await user.should_see("nothing matches")
+    assert await actions.held_count(view, HeldView()) == 2
+    [entry] = await view.audit.page()
+    assert (entry.operator, entry.action, entry.count) == ("console", "held.release", 2)
+    assert entry.target == {"filter": {"q": "card=", "level": "error"}}
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_held_page_deletes_the_selected_items(view: RelayView) -> None:
+    async with user_simulation(root=relay_root(view)) as user:
+        await user.open("/held")
+        await user.should_see("1–4 of 4")  # the page builds asynchronously: wait for its rows
+        user.find(marker="delete-selected").click()
+        await user.should_see("Select items in the table first")
+        [table] = user.find(marker="held-table").elements
+        assert isinstance(table, ui.table)
+        table.selected = [r for r in table.rows if r["key"] in ("edge-1:4", "edge-2:1")]
+        user.find(marker="delete-selected").click()
+        await user.should_see("Delete for good 2 held items?")
+        user.find(marker="confirm-ok").click()
+        await user.should_see("2 held items deleted")
+        assert {r["key"] for r in table_rows(user, "held-table")} == {"edge-1:1", "edge-1:3"}
+    counters = await view.journal.counters()
+    assert counters[("edge-1", Fate.PURGED, "hold-secrets")] == 1
+
+
+async def test_overview_shows_the_journal_figures(view: RelayView) -> None:
+    async with user_simulation(root=relay_root(view)) as user:
+        await user.open("/")
+        await user.should_see("not connected · 127.0.0.1:9")
+        await user.should_see(marker="stat-held", content="4")
+        [edge1, _edge2] = table_rows(user, "fates-table")
+        assert (edge1["source"], edge1["held"], edge1["forwarded"]) == ("edge-1", 3, 1)
