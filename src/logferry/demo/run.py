@@ -191,10 +191,9 @@ def run_demo(duration_s: float | None, data: Path | None, rate: int) -> int:
         collector, relay = demo.start()
         print(f"  collector logferry/1 on {collector['logferry']}; relay logferry/1 on {relay['logferry']}")
         if "api" in relay and "api" in collector:
-            print(
-                f"  relay API     http://{relay['api']}/api/status   (logferry held list --api http://{relay['api']})"
-            )
-            print(f"  collector API http://{collector['api']}/api/records/search?q=gateway")
+            print(f"  relay console      http://{relay['api']}/   (held items, missing, overview)")
+            print(f"  collector console  http://{collector['api']}/   (search)")
+            print(f"  REST API + CLI     logferry held list --api http://{relay['api']}")
         if "line" in relay:
             print(
                 f"  the prototype's line input on {relay['line']}; syslog over TCP on {relay.get('syslog')}"
