@@ -7,6 +7,7 @@ This module must never touch a socket, asyncio, a clock or a random source: time
 
 from __future__ import annotations
 
+import abc
 from typing import Generic, NoReturn
 
 from logferry.errors import LocalProtocolError, RemoteProtocolError
@@ -42,7 +43,7 @@ def remote_error(message: str, code: Code) -> RemoteProtocolError:
     return RemoteProtocolError(message, code=code)
 
 
-class BaseConnection(Generic[E]):
+class BaseConnection(abc.ABC, Generic[E]):
     """What both sides share: the transition table, framing, outgoing queue and heartbeat timers."""
 
     def __init__(self, side: Side, state: State, max_frame_bytes: int, handshake_timeout_s: float) -> None:
@@ -134,8 +135,9 @@ class BaseConnection(Generic[E]):
             raise
         return None
 
+    @abc.abstractmethod
     def _handle(self, msg: Message) -> E | None:
-        raise NotImplementedError
+        """One decoded message → the side's event, or None; each side defines what it accepts."""
 
     def _handle_common(self, msg: Message) -> PeerClosed | None:
         """Ping, Pong and Goodbye mean the same on both sides."""
