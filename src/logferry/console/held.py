@@ -17,11 +17,11 @@ from logferry.api.launch import RelayView
 from logferry.console import actions
 from logferry.console.actions import HeldVerb, HeldView, StaleKeys
 from logferry.console.layout import (
-    LEVEL_OPTIONS,
     PAGE_SIZE,
     confirm,
     frame,
     level_name,
+    level_options,
     pager_text,
     size,
     when,
@@ -102,9 +102,8 @@ class HeldPage:
                     {"": "any source"} | {s: s for s in choices.sources}, value="", label="Source"
                 )
                 self.source.classes("w-48").mark("held-source")
-                self.level = (
-                    ui.select(LEVEL_OPTIONS, value="", label="Level").classes("w-44").mark("held-level")
-                )
+                self.level = ui.select(level_options(), value="", label="Level")
+                self.level.classes("w-44").mark("held-level")
                 ui.button("Search", icon="search", on_click=self.search).mark("held-search")
             with ui.row().classes("items-center gap-2 flex-wrap"):
                 ui.button("Release selected", on_click=lambda: self.ask_selected(HeldVerb.RELEASE)).mark(

@@ -15,13 +15,19 @@ from contextlib import contextmanager
 from nicegui import ui
 
 from logferry import __version__
+from logferry.console.i18n import LOCALES, current, register, t
 from logferry.model import Level
 
 PAGE_SIZE = 50  # rows per table page
 NS = 1_000_000_000
-LEVEL_OPTIONS: dict[str, str] = {"": "any level"} | {
-    m.name.lower(): f"{m.name.lower()} or worse" for m in Level if m is not Level.DEBUG
-}
+
+
+def level_options() -> dict[str, str]:
+    """The level filter's choices, in the page's language."""
+    return {"": t("any level")} | {
+        m.name.lower(): t("{level} or worse", level=m.name.lower()) for m in Level if m is not Level.DEBUG
+    }
+
 
 RELAY_PAGES = (("/", "Overview"), ("/held", "Held"), ("/missing", "Missing"))
 COLLECTOR_PAGES = (("/", "Search"),)
@@ -34,9 +40,29 @@ def header(role: str, name: str, pages: tuple[tuple[str, str], ...]) -> None:
         ui.label(name).classes("text-sm opacity-80").mark("daemon-name")
         with ui.row().classes("gap-4"):
             for path, title in pages:
-                ui.link(title, path).classes("text-white no-underline hover:underline").mark(f"nav-{title}")
+                link = ui.link(t(title), path).classes("text-white no-underline hover:underline")
+                link.mark(f"nav-{title}")
         ui.space()
-        ui.label(f"v{__version__} · operator: console").classes("text-xs opacity-70")
+        language_switch()
+        ui.label(f"v{__version__}").classes("text-xs opacity-70")
+
+
+def language_switch() -> None:
+    """Links to the other languages; the choice is a cookie (``i18n.add_locale_route``), kept per browser."""
+    here = current()
+    with ui.row().classes("gap-2 text-xs"):
+        for code, label in LOCALES.items():
+            if code == here:
+                ui.label(label).classes("font-semibold").mark(f"locale-{code}-current")
+                continue
+
+            async def switch(code: str = code) -> None:
+                path = await ui.run_javascript("window.location.pathname")
+                ui.navigate.to(f"/_locale/{code}?next={path if isinstance(path, str) else '/'}")
+
+            ui.button(label, on_click=switch).props("flat dense no-caps size=sm color=white").mark(
+                f"locale-{code}"
+            )
 
 
 @contextmanager
@@ -77,9 +103,9 @@ def size(n: int) -> str:
 def pager_text(offset: int, shown: int, total: int | None) -> str:
     """``1–50 of 120`` (``total`` None when it is not known: ``51–100``)."""
     if shown == 0:
-        return "nothing matches" if offset == 0 else f"no more items after {offset}"
+        return t("nothing matches") if offset == 0 else t("no more items after {offset}", offset=offset)
     span = f"{offset + 1}–{offset + shown}"
-    return span if total is None else f"{span} of {total:,}"
+    return span if total is None else t("{span} of {total}", span=span, total=f"{total:,}")
 
 
 def confirm(question: str, verb: str, act: Callable[[], Awaitable[None]], *, danger: bool = False) -> None:
@@ -87,7 +113,7 @@ def confirm(question: str, verb: str, act: Callable[[], Awaitable[None]], *, dan
     with ui.dialog() as dialog, ui.card().classes("min-w-96"):
         ui.label(question).classes("text-base").mark("confirm-question")
         with ui.row().classes("w-full justify-end gap-2"):
-            ui.button("Cancel", on_click=dialog.close).props("flat").mark("confirm-cancel")
+            ui.button(t("Cancel"), on_click=dialog.close).props("flat").mark("confirm-cancel")
 
             async def go() -> None:
                 dialog.close()
@@ -102,3 +128,20 @@ def stat(label: str, marker: str) -> ui.label:
     with ui.card().classes("min-w-40 p-3 gap-1"):
         ui.label(label).classes("text-xs uppercase opacity-60")
         return ui.label("…").classes("text-xl font-semibold").mark(marker)
+
+
+register(
+    "ko",
+    {
+        "Overview": "개요",
+        "Held": "보류",
+        "Missing": "누락",
+        "Search": "검색",
+        "any level": "모든 수준",
+        "{level} or worse": "{level} 이상",
+        "nothing matches": "일치하는 항목 없음",
+        "no more items after {offset}": "{offset}번 이후 항목 없음",
+        "{span} of {total}": "{span} / 전체 {total}",
+        "Cancel": "취소",
+    },
+)

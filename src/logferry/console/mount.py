@@ -27,6 +27,7 @@ from starlette.routing import Match
 from logferry.api.launch import CollectorView, RelayView, RoleView
 from logferry.api.problems import error_response
 from logferry.console import held, missing, overview, search
+from logferry.console.i18n import add_locale_route
 from logferry.console.layout import COLLECTOR_PAGES, RELAY_PAGES, header
 
 log = logging.getLogger("logferry.console")
@@ -93,6 +94,7 @@ def mount_console(app: FastAPI, view: RoleView, role: str) -> bool:
         )
         return False
     keep_api_errors(app)
+    add_locale_route(app)
     ui.run_with(
         app,
         root=root_for(view),

@@ -15,7 +15,7 @@ from nicegui import events, ui
 
 from logferry.api.launch import CollectorView
 from logferry.api.routes_status import _source_counts as source_counts  # the one per-source listing
-from logferry.console.layout import LEVEL_OPTIONS, PAGE_SIZE, frame, level_name, pager_text, when
+from logferry.console.layout import PAGE_SIZE, frame, level_name, level_options, pager_text, when
 from logferry.model import Level
 from logferry.store.records import SearchQueryError, StoredRecord
 
@@ -68,9 +68,8 @@ class SearchPage:
                     {"": "any source"} | {s: s for s in sources}, value="", label="Source"
                 )
                 self.source.classes("w-48").mark("search-source")
-                self.level = (
-                    ui.select(LEVEL_OPTIONS, value="", label="Level").classes("w-44").mark("search-level")
-                )
+                self.level = ui.select(level_options(), value="", label="Level")
+                self.level.classes("w-44").mark("search-level")
                 ui.button("Search", icon="search", on_click=self.search).mark("search-go")
             self.problem = ui.label("").classes("text-red-700").mark("search-problem")
             self.table = ui.table(columns=COLUMNS, rows=[], row_key="key", pagination=0).classes("w-full")
