@@ -9,18 +9,24 @@ holds every manifest; the stages are read from the stores afterwards (when the a
 file, when the relay had journaled it, when the collector had). Figures: MB/s (10^6 bytes), files/s, and
 logferry / rsync ratios. ``sha256_mb_s`` is this machine's single-core hashing speed, for context.
 
+A third case ships the large file again while the relay is killed (kill -9) at 30 % and 60 % of it and
+restarted on the same port: the file must arrive intact (sha256 of the collector's copy checked) and every
+cut may cost each hop at most two chunks sent again (read from the senders' log lines; printed per cut).
+
 Memory stays bounded: files are written and hashed in 1 MiB pieces. Everything lives under
 ``bench/out/files/`` and is removed at the start of the next run. Every process is started and stopped by
-PID (``common.Proc``). Usage: bench/files.py [--big-mib M] [--small N] [--small-bytes B] [--skip-install];
-``measure()`` returns the figures for ``bench/run.py``.
+PID (``common.Proc``). Usage: bench/files.py [--big-mib M] [--small N] [--small-bytes B] [--skip-install]
+[--no-cuts]; ``measure()`` returns the figures for ``bench/run.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -165,6 +171,100 @@ def logferry_ship(
         cluster.stop()
 
 
+CUT_AT = (0.3, 0.6)  # fractions of the large file at the relay when it is killed
+AGAIN = re.compile(r"from offset (\d+) of \d+ \((\d+) bytes sent again after a cut\) \[(\d+) chunks again\]")
+CHUNK = 4 << 20  # the agent's chunk_bytes in the cuts case (its default)
+
+
+def _partial_bytes(relay_dir: Path) -> int:
+    total = 0
+    for p in (relay_dir / "files" / "partial").glob("*.part"):
+        with contextlib.suppress(OSError):
+            total += p.stat().st_size
+    return total
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while piece := f.read(PIECE):
+            h.update(piece)
+    return h.hexdigest()
+
+
+def logferry_cuts(cmd: list[str], workdir: Path, folder: Path, size: int, timeout: float) -> dict[str, Any]:
+    """Ship the large file while the relay is killed (-9) at each of ``CUT_AT``, restarted on the same port;
+    check the collector's copy (sha256) and count the chunks each hop sent again per cut."""
+    want = _sha256_file(folder / "big.bin")
+    cluster = Cluster(cmd, workdir)
+    try:
+        cluster.start_collector()
+        no_api = ("--set", "api_listen=")  # a restarted relay is READY as soon as it accepts agents
+        cluster.start_relay(extra=no_api)
+        config = workdir / "agent.toml"
+        config.write_text(
+            f'[agent]\nsource = "{SOURCE}"\nrelay = "{cluster.relay_addr}"\n'
+            f'data_dir = "{workdir / "agent"}"\n\n'
+            f'[[agent.inputs]]\ntype = "files"\npaths = ["{folder}"]\nstable_s = 1.0\n'
+            f"chunk_bytes = {CHUNK}\n",
+            encoding="utf-8",
+        )
+        t0 = time.monotonic()
+        agent = Proc("logferry-agent", [*cmd, "agent", "--config", str(config)],
+                     log_path=workdir / "agent.stderr.log", stdout=subprocess.PIPE)  # fmt: skip
+        cluster.procs["agent"] = agent
+        _read_ready(agent, AGENT_READY_TIMEOUT)
+        assert agent.popen.stdout is not None
+        threading.Thread(
+            target=_drain, args=(agent.popen.stdout, workdir / "agent.stdout.log"), daemon=True
+        ).start()
+        relay_dir = workdir / "relay"
+        for fraction in CUT_AT:
+
+            def reached(f: float = fraction) -> bool:
+                if _one(relay_dir / "journal.db", "SELECT count(*) FROM file_items")[0]:
+                    raise BenchError("the file was complete at the relay before the cut: use a larger file")
+                return _partial_bytes(relay_dir) >= f * size
+
+            wait_for(f"{fraction:.0%} of the file at the relay", reached, timeout, interval=0.005)
+            cluster.procs["relay"].kill9()
+            if _partial_bytes(relay_dir) >= size:
+                raise BenchError("the file was complete at the relay before the cut: use a larger file")
+            cluster.start_relay(listen=cluster.relay_addr, extra=no_api)
+        files_db = workdir / "collector" / "files.db"
+
+        def arrived() -> bool:
+            cluster.check_alive()
+            return _one(files_db, "SELECT count(*) FROM files WHERE source = ?", ITEMS)[0] == 1
+
+        wait_for("the file at the collector", arrived, timeout, interval=0.05)
+        seconds = time.monotonic() - t0
+        sha = bytes(_one(files_db, "SELECT sha256 FROM files WHERE source = ?", ITEMS)[0]).hex()
+        got = _sha256_file(workdir / "collector" / "files" / sha[:2] / sha[2:4] / sha)
+        if not sha == got == want:
+            raise BenchError(
+                f"the file arrived damaged: sent {want[:16]}, manifest {sha[:16]}, content {got[:16]}"
+            )
+
+        def resent(log_file: Path) -> list[int]:
+            """Chunks sent again at each resume after a cut (from the sender's log lines)."""
+            text = log_file.read_text(encoding="utf-8", errors="replace")
+            return [int(k) for o, _n, k in AGAIN.findall(text) if int(o) > 0]
+
+        to_relay = resent(workdir / "agent.stderr.log")
+        to_collector = resent(workdir / "relay.stderr.log")
+        worst = max([0, *to_relay, *to_collector])
+        if worst > 2:
+            raise BenchError(
+                f"a cut cost more than two chunks: agent->relay {to_relay}, relay->collector {to_collector}"
+            )
+        return {"cuts": len(CUT_AT), "seconds": seconds, "mb_s": size / seconds / 1e6, "sha256_ok": True,
+                "resent_chunks_agent_to_relay": to_relay, "resent_chunks_relay_to_collector": to_collector,
+                "chunk_bytes": CHUNK}  # fmt: skip
+    finally:
+        cluster.stop()
+
+
 def sha256_speed(nbytes: int = 256 << 20) -> float:
     """Single-core sha256 throughput of this machine, MB/s (hashing in-memory 1 MiB pieces)."""
     piece = os.urandom(PIECE)
@@ -209,6 +309,7 @@ def measure(
     small_count: int = 10_000,
     small_bytes: int = 4096,
     skip_install: bool = False,
+    cuts: bool = True,
 ) -> dict[str, Any]:
     """Both workloads, rsync and logferry each; the figures (also written to bench/out/files.json)."""
     cmd = cmd or default_command()
@@ -222,6 +323,12 @@ def measure(
         log(f"files: writing one {big_bytes:,}-byte file")
         make_big(WORK / "big-src", big_bytes)
         results["big"] = _case(cmd, rsync, "big", WORK / "big-src", 1, big_bytes, max(600.0, big_bytes / 2e6))
+        if cuts:
+            at = ", ".join(f"{c:.0%}" for c in CUT_AT)
+            log(f"files/cuts: the large file again, the relay killed (-9) at {at}")
+            results["cuts"] = logferry_cuts(cmd, WORK / "cuts-logferry", WORK / "big-src", big_bytes,
+                                            max(600.0, big_bytes / 2e6))  # fmt: skip
+            shutil.rmtree(WORK / "cuts-logferry", ignore_errors=True)
         shutil.rmtree(WORK / "big-src", ignore_errors=True)
         log(f"files: writing {small_count:,} files of {small_bytes:,} bytes")
         make_small(WORK / "small-src", small_count, small_bytes)
@@ -249,6 +356,13 @@ def summary(r: dict[str, Any]) -> list[str]:
             f"{c['rsync_mb_s']:,.0f} MB/s {c['rsync_files_s']:,.0f} files/s{fsync}; logferry/rsync "
             f"x{c['ratio']:.2f}"
         )
+    c = r.get("cuts")
+    if isinstance(c, dict):
+        lines.append(
+            f"files, 1 large file, relay killed -9 {c['cuts']} times: arrived intact (sha256 checked) in "
+            f"{c['seconds']:.1f} s ({c['mb_s']:,.0f} MB/s); chunks sent again per cut: agent->relay "
+            f"{c['resent_chunks_agent_to_relay']}, relay->collector {c['resent_chunks_relay_to_collector']}"
+        )
     return lines
 
 
@@ -258,9 +372,10 @@ def main() -> int:
     ap.add_argument("--small", type=int, default=10_000, help="number of small files (default 10,000)")
     ap.add_argument("--small-bytes", type=int, default=4096, help="bytes per small file (default 4096)")
     ap.add_argument("--skip-install", action="store_true", help="do not apt-get install rsync if missing")
+    ap.add_argument("--no-cuts", action="store_true", help="skip the large file shipped through relay kills")
     args = ap.parse_args()
     r = measure(big_bytes=args.big_mib << 20, small_count=args.small, small_bytes=args.small_bytes,
-                skip_install=args.skip_install)  # fmt: skip
+                skip_install=args.skip_install, cuts=not args.no_cuts)  # fmt: skip
     print(json.dumps(r, indent=2))
     print("\n".join(summary(r)))
     return 0

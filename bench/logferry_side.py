@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -117,11 +118,11 @@ class Cluster:
     def start_collector(self) -> None:
         self.collector_addr = self._server("collector", ["--listen", "127.0.0.1:0"])
 
-    def start_relay(self, listen: str = "127.0.0.1:0") -> None:
+    def start_relay(self, listen: str = "127.0.0.1:0", extra: Sequence[str] = ()) -> None:
         # Syslog and line inputs on OS-picked ports: the benchmark must not depend on 5514/12345 being free.
         self.relay_addr = self._server("relay", ["--listen", listen, "--collector", self.collector_addr,
                                                  "--set", "syslog_listen=127.0.0.1:0",
-                                                 "--set", "line_listen=127.0.0.1:0"])  # fmt: skip
+                                                 "--set", "line_listen=127.0.0.1:0", *extra])  # fmt: skip
 
     def start_agent(self, n: int, rate: int) -> Proc:
         """Start the agent, wait for its READY line, then start the feeder writing into its stdin (so no line

@@ -60,15 +60,23 @@ class FilesChain:
         return self.procs.start("agent", "--config", str(config))
 
 
-def start_files_chain(procs: Procs, root: Path, relay_extra: str = "") -> FilesChain:
+def start_files_chain(
+    procs: Procs,
+    root: Path,
+    relay_extra: str = "",
+    relay_api: bool = True,
+    collector_args: tuple[str, ...] = (),
+) -> FilesChain:
+    """Collector and relay; ``relay_api=False`` starts the relay without its API, so a restart is READY as
+    soon as it accepts agents (a test that cuts transfers must see them still running)."""
     collector = procs.start(
-        "collector", "--data", str(root / "collector"), "--listen", ANY, "--api-listen", ANY
+        "collector", "--data", str(root / "collector"), "--listen", ANY, "--api-listen", ANY, *collector_args
     )
     config = root / "relay.toml"
     config.write_text(f"[relay]\nheartbeat_s = 1\n{relay_extra}\n{RELAY_RULES}", encoding="utf-8")
     relay = procs.start(
         "relay", "--config", str(config), "--data", str(root / "relay"), "--listen", ANY,
-        "--api-listen", ANY, "--collector", collector.address(),
+        "--api-listen", ANY if relay_api else "", "--collector", collector.address(),
     )  # fmt: skip
     relay.args[relay.args.index("--listen") + 1] = relay.address()  # restarts keep the agents' port
     folder = root / "outgoing"

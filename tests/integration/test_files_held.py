@@ -1,14 +1,17 @@
 """Held whole files through the relay's REST API, with real processes: listed beside held records with
 ``kind: "file"``, shown one by one (the item source has a slash: ``dev-f/files``), released and deleted by
-keys; a stale key is a 409 as for records."""
+keys; a stale key is a 409 as for records. ``kind`` filters the list (API and ``logferry held list
+--kind``), and the status counts held files beside held records."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.integration.api_chain import cli
 from tests.integration.files_chain import ITEMS, age, start_files_chain, write_file
 from tests.integration.procs import Procs, query, wait_until
 
@@ -45,6 +48,17 @@ def test_held_files_are_listed_shown_released_and_deleted_by_key(procs: Procs, t
     assert _get(api + "/api/held", q="a.hold")["total"] == 1  # text matches a file's path
     assert _get(api + "/api/held", level="info")["total"] == 0  # a level filter never selects a file
     seq = {Path(i["path"]).name: i["seq"] for i in page["items"]}
+    # Kinds: the list filters by kind; the status counts held files beside held records.
+    assert _get(api + "/api/held", kind="file")["total"] == 2
+    records = _get(api + "/api/held", kind="record", limit=5)
+    assert records == {"items": [], "total": 0, "limit": 5, "offset": 0}
+    bad = httpx.get(api + "/api/held", params={"kind": "dir"}, trust_env=False)
+    assert bad.status_code == 400 and "kind" in bad.json()["error"]
+    status = _get(api + "/api/status")
+    assert (status["held"], status["held_records"], status["held_files"]) == (2, 0, 2)
+    listed = cli("held", "list", "--api", api, "--kind", "file", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["total"] == 2
 
     one = _get(f"{api}/api/held/{ITEMS}/{seq['a.hold']}")
     assert (one["kind"], one["rule"], one["digest"]) == ("file", "hold-marked", shas["a.hold"])

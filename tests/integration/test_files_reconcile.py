@@ -1,11 +1,13 @@
 """File reconciliation with real processes: delete one stored file (manifest and content) and corrupt
 another's content at the collector behind its back; the relay finds exactly those two, and resends them
 (auto) or lists them for an operator whose resend through the API brings them back (confirm). Content is
-checked end to end through the collector's download API."""
+checked end to end through the collector's download API. Damage that keeps a file's size and mtime is found
+by the collector's scheduled re-hash (``file_rehash_interval_s``) and then listed the same way."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,11 @@ from tests.integration.procs import Procs, query, wait_until
 OPERATOR = {"X-Logferry-Operator": "kim"}
 
 
-def _chain(procs: Procs, root: Path, policy: str) -> tuple[FilesChain, dict[str, str]]:
+def _chain(
+    procs: Procs, root: Path, policy: str, collector_args: tuple[str, ...] = ()
+) -> tuple[FilesChain, dict[str, str]]:
     extra = f'reconcile_interval_s = 1\nresend_policy = "{policy}"'
-    chain = start_files_chain(procs, root, relay_extra=extra)
+    chain = start_files_chain(procs, root, relay_extra=extra, collector_args=collector_args)
     want: dict[str, str] = {}
     for i, size in enumerate((70_000, 300_000, 5_000, 1 << 20)):
         path = chain.folder / f"r{i}.bin"
@@ -109,3 +113,21 @@ def test_confirm_lists_them_and_a_resend_through_the_api_restores_them(procs: Pr
     assert answer.json()["entries"] == 2 and answer.json()["files"] == 2
     wait_until(lambda: _downloaded(chain) == want, 30, "both files back, byte-identical")
     wait_until(lambda: len(_file_entries(chain, "resolved")) == 2, 30, "both entries resolved")
+
+
+def test_a_scheduled_rehash_finds_damage_that_kept_size_and_mtime(procs: Procs, tmp_path: Path) -> None:
+    chain, want = _chain(procs, tmp_path, "confirm", ("--set", "file_rehash_interval_s=1"))
+    path = str(chain.folder / "r2.bin")
+    seq, content = _seq(chain, path), chain.content_path(want[path])
+    before = content.stat()
+    with content.open("r+b") as f:  # bit rot: same size, and the mtime is put back
+        f.seek(100)
+        flipped = bytes(b ^ 0xFF for b in f.read(8))
+        f.seek(100)
+        f.write(flipped)
+    os.utime(content, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (content.stat().st_size, content.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    wait_until(lambda: len(_file_entries(chain)) == 1, 30, "the damaged file in the missing list")
+    [(_, kind, first, last, state)] = _file_entries(chain)
+    assert (kind, first, last, state) == ("digest_mismatch", seq, seq, "open")
+    assert "1 content missing or damaged" in chain.collector.log_text()

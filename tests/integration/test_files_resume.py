@@ -1,5 +1,6 @@
 """A large file survives cuts: the relay is killed (-9) twice mid-transfer and the agent restarted once; the
-file arrives intact at the collector, and each cut costs at most two chunks sent again."""
+file arrives intact at the collector, each cut costs at most two chunks sent again, and the relay forwards
+the file while it is still arriving (cut-through)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def wait_partial(root: Path, at_least: int, timeout_s: float = 60) -> int:
 def test_a_large_file_arrives_intact_through_relay_kills_and_an_agent_restart(
     procs: Procs, tmp_path: Path
 ) -> None:
-    chain = start_files_chain(procs, tmp_path)
+    chain = start_files_chain(procs, tmp_path, relay_api=False)
     sha = write_file(chain.folder / "big.bin", SIZE, seed=42)
     agent = chain.start_agent(chunk_bytes=CHUNK)
     cuts = 0
@@ -52,7 +53,10 @@ def test_a_large_file_arrives_intact_through_relay_kills_and_an_agent_restart(
     assert len(before) == 1 + cuts and all(o > 0 for o, _ in before[1:]), before  # each cut resumed
     assert sum(n for _, n in before) <= cuts * 2 * CHUNK, f"sent again {before} over {cuts} cuts"
     assert after and after[0][0] > 0, "after the agent's restart the transfer resumed, not restarted"
-    resumed = re.findall(
-        r"at offset (\d+)", "".join(p.log_text() for p in procs.running if p.role == "relay")
-    )
+    relay_logs = "".join(p.log_text() for p in procs.running if p.role == "relay")
+    resumed = re.findall(r"at offset (\d+)", relay_logs)
     assert len([o for o in resumed if int(o) > 0]) >= 2, "transfers resumed where the partial ended"
+    chunks_again = [int(k) for k in re.findall(r"\[(\d+) chunks again\]", first.log_text())]
+    assert all(k <= 2 for k in chunks_again), chunks_again  # each cut: at most two chunks again
+    # Cut-through: the relay offered the file to the collector while it was still arriving.
+    assert "while it is still arriving" in relay_logs

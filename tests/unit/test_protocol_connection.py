@@ -33,12 +33,14 @@ from logferry.protocol.messages import (
     Code,
     Credit,
     FileAck,
+    FileCancel,
     FileChunk,
     FileDone,
     FileNack,
     FileOffer,
     FileProgress,
     FileResume,
+    FileWhole,
     Goodbye,
     Hello,
     ItemsAnswer,
@@ -155,7 +157,7 @@ def client_after_challenge(token: bytes | None = TOKEN) -> ClientConnection:
 CLIENT_SENDS = {Hello, Auth, Batch, Ping, Pong, Goodbye, ReconcileQuery, ItemsQuery, Unavailable}
 SERVER_SENDS = {Challenge, Welcome, Ack, Nack, Credit, Ping, Pong, Goodbye, ReconcileAnswer, ItemsAnswer}
 SERVER_SENDS |= {ResendRequest}
-CLIENT_SENDS |= {FileOffer, FileChunk, FileDone}
+CLIENT_SENDS |= {FileOffer, FileChunk, FileDone, FileWhole, FileCancel}
 SERVER_SENDS |= {FileResume, FileProgress, FileAck, FileNack}
 
 

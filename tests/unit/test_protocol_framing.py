@@ -25,12 +25,14 @@ from logferry.protocol.messages import (
     Credit,
     Differs,
     FileAck,
+    FileCancel,
     FileChunk,
     FileDone,
     FileNack,
     FileOffer,
     FileProgress,
     FileResume,
+    FileWhole,
     Goodbye,
     Hello,
     ItemsAnswer,
@@ -93,6 +95,11 @@ GOLDEN: list[tuple[Message, str]] = [
     (FileProgress("d/files", 1, 5), "0000000c9412a7642f66696c65730105"),
     (FileAck("d/files", 1), "0000000b9310a7642f66696c657301"),
     (FileNack("d/files", 1, 6, "disk full", True), "000000179611a7642f66696c65730106a96469736b2066756c6cc3"),
+    (
+        FileWhole("d/files", 1, "a", 3, 5, SHA, b"abc"),
+        "00000036981aa7642f66696c657301a1610305c420" + SHA.hex() + "c403616263",
+    ),
+    (FileCancel("d/files", 1, True), "0000000c941ba7642f66696c657301c3"),
 ]
 IDS = [f"{type(m).__name__}-{i}" for i, (m, _) in enumerate(GOLDEN)]
 

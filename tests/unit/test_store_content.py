@@ -56,3 +56,29 @@ def test_a_longer_partial_of_another_version_is_not_continued(tmp_path: Path) ->
     part.write(0, DATA)
     part.close()
     assert store.open_partial("dev/files", 3, SHA, 10).size == 0
+
+
+def test_small_files_are_stored_in_groups_and_a_mismatch_is_refused_alone(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path)
+    small = [bytes([i]) * (100 + i) for i in range(5)]
+    items = [(d, hashlib.sha256(d).digest()) for d in small]
+    items.append((b"tampered", SHA))  # content that does not hash to its offer
+    items.append(items[0])  # the same content twice in one group is stored once
+    verdicts = store.put_many(items)
+    assert [v is None for v in verdicts] == [True] * 5 + [False, True]
+    assert isinstance(verdicts[5], ContentMismatch)
+    assert all(store.path_for(h).read_bytes() == d for d, h in items[:5])
+    assert not store.has(SHA)
+    assert not list(tmp_path.glob("??/??/.*.tmp"))  # no temporary name is left behind
+    assert store.put_many(items[:1]) == [None]  # held already: nothing is written again
+
+
+def test_a_partial_reports_what_is_durable(tmp_path: Path) -> None:
+    part = ContentStore(tmp_path).open_partial("dev/files", 1, SHA, len(DATA))
+    part.write(0, DATA[:5000])
+    assert part.synced == 0
+    assert part.sync_data() == 5000 == part.synced
+    part.close()
+    assert part.sync_data() == 5000  # closed: nothing to do, and no error
+    with pytest.raises(ValueError, match="closed"):
+        part.write(5000, DATA[5000:6000])

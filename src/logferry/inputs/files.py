@@ -35,6 +35,8 @@ from logferry.store.file_queue import FileQueueStore
 
 log = logging.getLogger("logferry.inputs.files")
 
+QUEUE_BATCH = 512  # complete files hashed and queued per transaction
+
 
 @dataclass(slots=True)
 class _Seen:
@@ -102,52 +104,89 @@ class FolderWatch:
 
     async def _scan(self) -> None:
         now = time.monotonic()
-        present: set[str] = set()
+        listing: list[tuple[str, int, int]] = []
         for folder in self.folders():
-            for path in await asyncio.to_thread(_files_in, folder):
-                if not self._wanted(os.path.basename(path)):
-                    continue
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                present.add(path)
-                await self._consider(path, st.st_size, st.st_mtime_ns, now)
+            listing += await asyncio.to_thread(_regular_files, folder, self._wanted)
+        present = {path for path, _, _ in listing}
+        # One query per scan (not one per file) tells which versions the queue has already.
+        fresh = [
+            v
+            for v in listing
+            if (seen := self._seen.get(v[0])) is None or (seen.size, seen.mtime_ns) != v[1:]
+        ]
+        known = await self.queue.known_versions(fresh) if fresh else set()
+        ready = [v for v in listing if self._consider(*v, now, known)]
         for gone in set(self._seen) - present:
             del self._seen[gone]
+        for i in range(0, len(ready), QUEUE_BATCH):
+            await self._queue(ready[i : i + QUEUE_BATCH])
 
-    async def _consider(self, path: str, size: int, mtime_ns: int, now: float) -> None:
+    def _consider(
+        self, path: str, size: int, mtime_ns: int, now: float, known: set[tuple[str, int, int]]
+    ) -> bool:
+        """Whether the file is complete now (and not queued already)."""
         seen = self._seen.get(path)
         if seen is None or (seen.size, seen.mtime_ns) != (size, mtime_ns):
-            if await self.queue.known(path, size, mtime_ns):
+            if (path, size, mtime_ns) in known:
                 self._seen.pop(path, None)
-                return
+                return False
             renamed_in = seen is None and time.time_ns() - mtime_ns >= self.spec.stable_s * 1e9
             if not renamed_in:
                 self._seen[path] = _Seen(size, mtime_ns, now)
-                return
+                return False
         elif now - seen.since < self.spec.stable_s:
-            return
+            return False
         self._seen.pop(path, None)
-        await self._queue(path, size, mtime_ns)
+        return True
 
-    async def _queue(self, path: str, size: int, mtime_ns: int) -> None:
+    async def _queue(self, files: list[tuple[str, int, int]]) -> None:
+        """Hash complete files (in a worker thread) and queue them in one transaction."""
+        hashed = await asyncio.to_thread(_hash_unchanged, files)
+        if not hashed:
+            return
+        added = await self.queue.add_many(hashed)
+        if not added:
+            return
+        self.queued += len(added)
+        self.notify()
+        for (path, size, _m, digest), seq in zip(hashed, added, strict=True):
+            if seq is not None:
+                log.debug("queued file %s (%d bytes, sha256 %s…) as %s:%d", path, size, digest.hex()[:16],
+                          self.queue.source, seq)  # fmt: skip
+        n = sum(1 for seq in added if seq is not None)
+        log.info("queued %d complete file%s (%s%s)", n, "" if n == 1 else "s", hashed[0][0],
+                 f" and {len(hashed) - 1} more" if len(hashed) > 1 else "")  # fmt: skip
+
+
+def _regular_files(folder: str, wanted: Callable[[str], bool]) -> list[tuple[str, int, int]]:
+    """``(path, size, mtime_ns)`` of the wanted regular files directly in ``folder`` (blocks)."""
+    out: list[tuple[str, int, int]] = []
+    for path in _files_in(folder):
+        if not wanted(os.path.basename(path)):
+            continue
         try:
-            digest = (await asyncio.to_thread(sha256_of, Path(path))).digest()
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            out.append((path, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def _hash_unchanged(files: list[tuple[str, int, int]]) -> list[tuple[str, int, int, bytes]]:
+    """Each file's sha256 (read in pieces), leaving out those that changed or vanished meanwhile (blocks)."""
+    out: list[tuple[str, int, int, bytes]] = []
+    for path, size, mtime_ns in files:
+        try:
+            digest = sha256_of(Path(path)).digest()
             st = os.stat(path)
         except OSError as exc:
             log.warning("cannot read %s to queue it (%s); will try again", path, exc)
-            return
-        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
-            return  # it changed while we hashed it: the next scan sees the new version
-        seq = await self.queue.add(path, size, mtime_ns, digest)
-        if seq is not None:
-            self.queued += 1
-            self.notify()
-            log.info("queued file %s (%d bytes, sha256 %s…) as %s:%d", path, size, digest.hex()[:16],
-                     self.queue.source, seq)  # fmt: skip
+            continue
+        if (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
+            out.append((path, size, mtime_ns, digest))
+        # else it changed while we hashed it: the next scan sees the new version
+    return out
 
 
 def _files_in(folder: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from logferry.errors import LocalProtocolError
 from logferry.protocol import auth
 from logferry.protocol.base import BaseConnection, ranges_ok, remote_error
-from logferry.protocol.files import CHUNK_OVERHEAD_BYTES, OutgoingFile
+from logferry.protocol.files import CHUNK_OVERHEAD_BYTES, WHOLE_OVERHEAD_BYTES, OutgoingFiles
 from logferry.protocol.framing import HEADER_BYTES, encode_frame
 from logferry.protocol.messages import (
     NONCE_BYTES,
@@ -21,12 +21,14 @@ from logferry.protocol.messages import (
     Code,
     Credit,
     FileAck,
+    FileCancel,
     FileChunk,
     FileDone,
     FileNack,
     FileOffer,
     FileProgress,
     FileResume,
+    FileWhole,
     Hello,
     ItemsAnswer,
     ItemsQuery,
@@ -84,7 +86,7 @@ class ClientConnection(BaseConnection[ClientEvent]):
         self.peer_max_frame_bytes = 0
         self._in_flight: dict[int, str] = {}  # batch_id -> source, for matching Ack/Nack
         self._queries: set[int] = set()  # reconciliation queries awaiting their answer
-        self._file = OutgoingFile()  # the one file in transfer (docs/PROTOCOL.md §13)
+        self._files = OutgoingFiles()  # the files in transfer (docs/PROTOCOL.md §13)
 
     @property
     def in_flight(self) -> int:
@@ -114,24 +116,42 @@ class ClientConnection(BaseConnection[ClientEvent]):
         """The most file bytes one FileChunk may carry under the server's frame limit."""
         return max(0, self.peer_max_frame_bytes - CHUNK_OVERHEAD_BYTES - len(self.source.encode()) - 256)
 
+    def max_whole_bytes(self, offer: FileOffer) -> int:
+        """The most file bytes one FileWhole of this file may carry under the server's frame limit."""
+        names = len(offer.source.encode()) + len(offer.path.encode())
+        return max(0, self.peer_max_frame_bytes - WHOLE_OVERHEAD_BYTES - names)
+
     @property
-    def file_window_open(self) -> bool:
-        """Whether the file in transfer may take another chunk now (at most two await FileProgress)."""
-        return self._file.window_open
+    def files_room(self) -> bool:
+        """Whether another file may be offered now (at most ``FILES_IN_FLIGHT`` in transfer)."""
+        return self._files.room
+
+    def file_window_open(self, source: str, seq: int) -> bool:
+        """Whether this file may take another chunk now (at most two await FileProgress)."""
+        return self._files.window_open(source, seq)
 
     def offer_file(self, offer: FileOffer, now: float) -> bytes:
         """Offer a complete file; the server answers with ``FileAnswered`` (Resume, Ack or Nack)."""
         new_state = self._next_state(Dir.SEND, FileOffer)
-        self._file.offer(offer)
+        self._files.offer(offer)
         self._state = new_state
         self._last_send = now
         return encode_frame(offer)
 
+    def send_whole(self, whole: FileWhole, now: float) -> bytes:
+        """A small file in one frame (offer, content, done); the server answers FileAck or FileNack."""
+        new_state = self._next_state(Dir.SEND, FileWhole)
+        frame = encode_frame(whole)
+        self._files.whole(whole, len(frame) - HEADER_BYTES, self.peer_max_frame_bytes)
+        self._state = new_state
+        self._last_send = now
+        return frame
+
     def send_chunk(self, chunk: FileChunk, now: float) -> bytes:
-        """The next bytes of the file in transfer, continuing exactly where the last chunk ended."""
+        """The next bytes of a file in transfer, continuing exactly where its last chunk ended."""
         new_state = self._next_state(Dir.SEND, FileChunk)
         frame = encode_frame(chunk)
-        self._file.chunk(chunk, len(frame) - HEADER_BYTES, self.peer_max_frame_bytes)
+        self._files.chunk(chunk, len(frame) - HEADER_BYTES, self.peer_max_frame_bytes)
         self._state = new_state
         self._last_send = now
         return frame
@@ -139,10 +159,18 @@ class ClientConnection(BaseConnection[ClientEvent]):
     def file_done(self, done: FileDone, now: float) -> bytes:
         """Every byte was sent; the server verifies and answers FileAck or FileNack."""
         new_state = self._next_state(Dir.SEND, FileDone)
-        self._file.done(done)
+        self._files.done(done)
         self._state = new_state
         self._last_send = now
         return encode_frame(done)
+
+    def cancel_file(self, cancel: FileCancel, now: float) -> bytes:
+        """Stop sending a file (after its Resume, before its Done); no answer comes."""
+        new_state = self._next_state(Dir.SEND, FileCancel)
+        self._files.cancel(cancel)
+        self._state = new_state
+        self._last_send = now
+        return encode_frame(cancel)
 
     def unavailable(self, request_id: int, ranges: list[tuple[int, int]], now: float) -> bytes:
         """Tell the relay which seqs of a ResendRequest this agent no longer has."""
@@ -223,8 +251,7 @@ class ClientConnection(BaseConnection[ClientEvent]):
                 )
             return ResendRequested(msg)
         if isinstance(msg, FileResume | FileProgress | FileAck | FileNack):
-            self._file.received(msg)
-            return FileAnswered(msg)
+            return FileAnswered(msg) if self._files.received(msg) else None
         if isinstance(msg, Credit):
             if msg.credit < 0:
                 raise remote_error(f"Credit of {msg.credit} is negative", Code.MALFORMED)

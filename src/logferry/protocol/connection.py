@@ -29,6 +29,7 @@ from logferry.protocol.state import (
     ClientEvent,
     CreditChanged,
     FileAnswered,
+    FileCancelled,
     FileFinished,
     FileOffered,
     Nacked,
@@ -39,6 +40,7 @@ from logferry.protocol.state import (
     ServerEvent,
     State,
     UnavailableReported,
+    WholeReceived,
 )
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "ClientEvent",
     "CreditChanged",
     "FileAnswered",
+    "FileCancelled",
     "FileFinished",
     "FileOffered",
     "Nacked",
@@ -64,4 +67,5 @@ __all__ = [
     "ServerEvent",
     "State",
     "UnavailableReported",
+    "WholeReceived",
 ]

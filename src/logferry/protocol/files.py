@@ -1,13 +1,17 @@
-"""Whole-file transfer in the sans-IO core: the bookkeeping of the one file in transfer on a connection.
+"""Whole-file transfer in the sans-IO core: the bookkeeping of the files in transfer on a connection.
 
 A client offers a complete file (``FileOffer``: id and manifest); the server answers how much of it it holds
 already (``FileResume(offset)``), or at once with its verdict (``FileAck``: held complete; ``FileNack``:
 refused). The client then sends ``FileChunk``s that continue exactly where the previous one ended, then
 ``FileDone(sha256)``; the server answers ``FileAck`` once the file is fsynced and verified, else
-``FileNack``. One transfer at a time per connection keeps the state (and the receiver's memory) bounded;
-the record batches and their credit window are untouched by it. docs/PROTOCOL.md §13 is the specification.
+``FileNack``. A small file may instead travel in one frame (``FileWhole``: offer, content and done), answered
+by ``FileAck`` or ``FileNack``. A client may stop a transfer (``FileCancel``), e.g. a relay forwarding a file
+that is still arriving whose sender went away. Up to ``FILES_IN_FLIGHT`` transfers may be open per
+connection, each keyed by its id ``(source, seq)``, so round trips and the receiver's commits overlap; each
+transfer has at most ``WINDOW_CHUNKS`` chunks unconfirmed, so state and the receiver's memory stay bounded.
+The record batches and their credit window are untouched by it. docs/PROTOCOL.md §13 is the specification.
 
-``OutgoingFile`` (client) and ``IncomingFile`` (server) check every move and raise ``LocalProtocolError``
+``OutgoingFiles`` (client) and ``IncomingFiles`` (server) check every move and raise ``LocalProtocolError``
 (our misuse, nothing changes) or ``RemoteProtocolError`` (the peer's fault). This module must never touch a
 socket, a file, a clock or a random source: it only counts offsets.
 """
@@ -15,23 +19,31 @@ socket, a file, a clock or a random source: it only counts offsets.
 from __future__ import annotations
 
 import enum
+from collections import deque
 
 from logferry.errors import LocalProtocolError, RemoteProtocolError
 from logferry.protocol.messages import (
     SHA256_BYTES,
     Code,
     FileAck,
+    FileCancel,
     FileChunk,
     FileDone,
     FileNack,
     FileOffer,
     FileProgress,
     FileResume,
+    FileWhole,
 )
 
 FILES_SUFFIX = "/files"  # an agent's files are items of the source "<its source>/files": their own seqs
-WINDOW_CHUNKS = 2  # chunks a client may send beyond the last FileProgress: what a cut can make it resend
+WINDOW_CHUNKS = 2  # chunks a client may send beyond the last FileProgress, per file: what a cut resends
+FILES_IN_FLIGHT = 64  # transfers (offered or whole, not yet answered by FileAck/FileNack) per connection
 CHUNK_OVERHEAD_BYTES = 64  # msgpack array, tag, seq, offset and bin header of a FileChunk, beyond the source
+WHOLE_OVERHEAD_BYTES = 128  # the same for a FileWhole, beyond its source and path
+_FORGOTTEN = 4 * FILES_IN_FLIGHT  # refused/cancelled ids remembered to drop their stragglers
+
+Key = tuple[str, int]
 
 
 def files_source(source: str) -> str:
@@ -42,56 +54,97 @@ def files_source(source: str) -> str:
 class Phase(enum.Enum):
     OFFERED = "offered"  # waiting for the server's Resume (or verdict)
     SENDING = "sending"  # chunks flow
-    DONE = "done"  # FileDone sent/received, waiting for the verdict
+    DONE = "done"  # FileDone (or FileWhole) sent/received, waiting for the verdict
 
 
-def check_offer(offer: FileOffer) -> str | None:
+def check_offer(offer: FileOffer | FileWhole) -> str | None:
     """What is wrong with an offer, or None."""
+    what = type(offer).__name__
     if offer.seq < 1 or offer.size < 0 or offer.mtime_ns < 0:
-        return f"FileOffer {offer.source}:{offer.seq} has an impossible seq, size or mtime"
+        return f"{what} {offer.source}:{offer.seq} has an impossible seq, size or mtime"
     if len(offer.sha256) != SHA256_BYTES:
-        return f"FileOffer {offer.source}:{offer.seq} has a sha256 of {len(offer.sha256)} bytes, not 32"
+        return f"{what} {offer.source}:{offer.seq} has a sha256 of {len(offer.sha256)} bytes, not 32"
+    if isinstance(offer, FileWhole) and len(offer.data) != offer.size:
+        return (
+            f"FileWhole {offer.source}:{offer.seq} carries {len(offer.data)} bytes, not its size {offer.size}"
+        )
     return None
 
 
 class _Transfer:
-    __slots__ = ("next_offset", "offer", "phase", "unconfirmed")
+    __slots__ = ("next_offset", "phase", "size", "unconfirmed")
 
-    def __init__(self, offer: FileOffer) -> None:
-        self.offer = offer
-        self.phase = Phase.OFFERED
+    def __init__(self, size: int, phase: Phase = Phase.OFFERED) -> None:
+        self.size = size
+        self.phase = phase
         self.next_offset = 0
-        self.unconfirmed: list[
-            int
-        ] = []  # end offsets of chunks sent (client) or written (server), unconfirmed
-
-    def names(self, source: str, seq: int) -> bool:
-        return self.offer.source == source and self.offer.seq == seq
+        self.unconfirmed: list[int] = []  # end offsets of chunks sent (client) or written (server)
 
 
-class OutgoingFile:
-    """The client's side: at most one file in transfer."""
+class _Forgotten:
+    """A bounded memory of ids whose transfer ended abruptly (refused, cancelled): their stragglers drop."""
 
     def __init__(self) -> None:
-        self.current: _Transfer | None = None
+        self._order: deque[Key] = deque()
+        self._keys: set[Key] = set()
 
-    def offer(self, offer: FileOffer) -> None:
-        if self.current is not None:
-            cur = self.current.offer
-            raise LocalProtocolError(
-                f"file {cur.source}:{cur.seq} is still in transfer; wait for its verdict"
-            )
+    def add(self, key: Key) -> None:
+        if key in self._keys:
+            return
+        self._order.append(key)
+        self._keys.add(key)
+        if len(self._order) > _FORGOTTEN:
+            self._keys.discard(self._order.popleft())
+
+    def discard(self, key: Key) -> None:
+        if key in self._keys:
+            self._keys.discard(key)
+            self._order.remove(key)
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._keys
+
+
+class OutgoingFiles:
+    """The client's side: up to ``FILES_IN_FLIGHT`` files in transfer, each with its chunk window."""
+
+    def __init__(self) -> None:
+        self.transfers: dict[Key, _Transfer] = {}
+        self._cancelled = _Forgotten()  # answers may still come for these: dropped
+
+    @property
+    def room(self) -> bool:
+        """Whether another file may be offered now."""
+        return len(self.transfers) < FILES_IN_FLIGHT
+
+    def _start(self, offer: FileOffer | FileWhole, phase: Phase) -> None:
+        key = (offer.source, offer.seq)
+        if key in self.transfers:
+            raise LocalProtocolError(f"file {offer.source}:{offer.seq} is already in transfer")
+        if not self.room:
+            raise LocalProtocolError(f"{FILES_IN_FLIGHT} files are in transfer; wait for a verdict")
         problem = check_offer(offer)
         if problem is not None:
             raise LocalProtocolError(problem)
-        self.current = _Transfer(offer)
+        self.transfers[key] = _Transfer(offer.size, phase)
+
+    def offer(self, offer: FileOffer) -> None:
+        self._start(offer, Phase.OFFERED)
+
+    def whole(self, whole: FileWhole, frame_bytes: int, limit: int) -> None:
+        if frame_bytes > limit:
+            raise LocalProtocolError(
+                f"FileWhole frame of {frame_bytes} bytes is over the limit of {limit}; offer it in chunks",
+                code=Code.TOO_LARGE,
+            )
+        self._start(whole, Phase.DONE)
 
     def chunk(self, chunk: FileChunk, frame_bytes: int, limit: int) -> None:
         t = self._active(chunk.source, chunk.seq, Phase.SENDING)
         if chunk.offset != t.next_offset or not chunk.data:
             raise LocalProtocolError(f"chunk at {chunk.offset} does not continue at {t.next_offset}")
-        if chunk.offset + len(chunk.data) > t.offer.size:
-            raise LocalProtocolError(f"chunk ends past the offered size {t.offer.size}")
+        if chunk.offset + len(chunk.data) > t.size:
+            raise LocalProtocolError(f"chunk ends past the offered size {t.size}")
         if len(t.unconfirmed) >= WINDOW_CHUNKS:
             raise LocalProtocolError(f"{WINDOW_CHUNKS} chunks await FileProgress; wait for it")
         if frame_bytes > limit:
@@ -102,64 +155,88 @@ class OutgoingFile:
         t.next_offset += len(chunk.data)
         t.unconfirmed.append(t.next_offset)
 
-    @property
-    def window_open(self) -> bool:
-        """Whether another chunk may be sent now."""
-        t = self.current
+    def window_open(self, source: str, seq: int) -> bool:
+        """Whether this file may take another chunk now."""
+        t = self.transfers.get((source, seq))
         return t is not None and t.phase is Phase.SENDING and len(t.unconfirmed) < WINDOW_CHUNKS
 
     def done(self, done: FileDone) -> None:
         t = self._active(done.source, done.seq, Phase.SENDING)
-        if t.next_offset != t.offer.size or len(done.sha256) != SHA256_BYTES:
-            raise LocalProtocolError(f"FileDone after {t.next_offset} of {t.offer.size} bytes")
+        if t.next_offset != t.size or len(done.sha256) != SHA256_BYTES:
+            raise LocalProtocolError(f"FileDone after {t.next_offset} of {t.size} bytes")
         t.phase = Phase.DONE
 
-    def received(self, msg: FileResume | FileProgress | FileAck | FileNack) -> None:
-        """Check the server's answer; raises RemoteProtocolError if it does not fit the transfer."""
-        t = self.current
-        if t is None or not t.names(msg.source, msg.seq):
+    def cancel(self, cancel: FileCancel) -> None:
+        key = (cancel.source, cancel.seq)
+        t = self.transfers.get(key)
+        if t is None or t.phase is not Phase.SENDING:
+            # Before the Resume the server's answer is still coming: cancelling then would leave it astray.
+            raise LocalProtocolError(f"file {cancel.source}:{cancel.seq} is not sending: nothing to cancel")
+        del self.transfers[key]
+        self._cancelled.add(key)
+
+    def received(self, msg: FileResume | FileProgress | FileAck | FileNack) -> bool:
+        """Check the server's answer: True to pass it on, False for a straggler of a cancelled transfer;
+        raises RemoteProtocolError if it fits no transfer."""
+        key = (msg.source, msg.seq)
+        t = self.transfers.get(key)
+        if t is None:
+            if key in self._cancelled:
+                return False
             raise RemoteProtocolError(
                 f"{type(msg).__name__} for file {msg.source}:{msg.seq}, which is not in transfer",
                 code=Code.PROTOCOL,
             )
         if isinstance(msg, FileResume):
-            if t.phase is not Phase.OFFERED or not 0 <= msg.offset <= t.offer.size:
+            if t.phase is not Phase.OFFERED or not 0 <= msg.offset <= t.size:
                 raise RemoteProtocolError(
-                    f"FileResume at {msg.offset} for a file of {t.offer.size} bytes in phase {t.phase.value}",
+                    f"FileResume at {msg.offset} for a file of {t.size} bytes in phase {t.phase.value}",
                     code=Code.PROTOCOL,
                 )
             t.phase, t.next_offset = Phase.SENDING, msg.offset
-            return
+            self._cancelled.discard(key)  # answers from here on are this transfer's
+            return True
         if isinstance(msg, FileProgress):
-            if not t.unconfirmed or msg.offset not in t.unconfirmed:
+            if msg.offset not in t.unconfirmed:
+                if t.phase is Phase.OFFERED and key in self._cancelled:
+                    return False  # the previous (cancelled) transfer's chunk, written before our cancel
                 raise RemoteProtocolError(
                     f"FileProgress at {msg.offset} matches no chunk in flight", code=Code.PROTOCOL
                 )
             del t.unconfirmed[: t.unconfirmed.index(msg.offset) + 1]
-            return
+            return True
         if isinstance(msg, FileAck) and t.phase is Phase.SENDING:
             raise RemoteProtocolError("FileAck before FileDone", code=Code.PROTOCOL)
-        self.current = None
+        del self.transfers[key]
+        self._cancelled.discard(key)
+        return True
 
     def _active(self, source: str, seq: int, phase: Phase) -> _Transfer:
-        t = self.current
-        if t is None or not t.names(source, seq) or t.phase is not phase:
+        t = self.transfers.get((source, seq))
+        if t is None or t.phase is not phase:
             raise LocalProtocolError(f"file {source}:{seq} is not {phase.value} on this connection")
         return t
 
 
-class IncomingFile:
-    """The server's side: at most one file in transfer; remembers a refused one to ignore its stragglers."""
+class IncomingFiles:
+    """The server's side: up to ``FILES_IN_FLIGHT`` files in transfer; remembers refused and cancelled ones
+    to ignore their stragglers."""
 
     def __init__(self) -> None:
-        self.current: _Transfer | None = None
-        self._refused: tuple[str, int] | None = None  # chunks already on the wire when we said Nack
+        self.transfers: dict[Key, _Transfer] = {}
+        self._refused = _Forgotten()  # chunks already on the wire when we said Nack
 
-    def offered(self, offer: FileOffer, allowed_source: str | None) -> None:
-        if self.current is not None:
+    def offered(self, offer: FileOffer | FileWhole, allowed_source: str | None) -> None:
+        key = (offer.source, offer.seq)
+        if key in self.transfers:
             raise RemoteProtocolError(
-                f"FileOffer {offer.source}:{offer.seq} while {self.current.offer.seq} is in transfer",
+                f"{type(offer).__name__} {offer.source}:{offer.seq} while it is in transfer already",
                 code=Code.PROTOCOL,
+            )
+        if len(self.transfers) >= FILES_IN_FLIGHT:
+            raise RemoteProtocolError(
+                f"{type(offer).__name__} {offer.source}:{offer.seq}: over {FILES_IN_FLIGHT} in transfer",
+                code=Code.CREDIT_EXCEEDED,
             )
         problem = check_offer(offer)
         if problem is not None:
@@ -169,19 +246,25 @@ class IncomingFile:
                 f"an agent may offer files of {allowed_source!r} only, not {offer.source!r}",
                 code=Code.SOURCE_MISMATCH,
             )
-        self._refused = None
-        self.current = _Transfer(offer)
+        self._refused.discard(key)
+        self.transfers[key] = _Transfer(
+            offer.size, Phase.DONE if isinstance(offer, FileWhole) else Phase.OFFERED
+        )
 
     def chunk(self, chunk: FileChunk) -> bool:
         """True: a chunk to store. False: a straggler of a refused file, to drop."""
-        if self._refused == (chunk.source, chunk.seq):
+        if (chunk.source, chunk.seq) in self._refused:
             return False
         t = self._expect(chunk.source, chunk.seq, Phase.SENDING, "FileChunk")
-        end = chunk.offset + len(chunk.data)
-        if chunk.offset != t.next_offset or not chunk.data or end > t.offer.size:
+        if len(t.unconfirmed) >= WINDOW_CHUNKS:
             raise RemoteProtocolError(
-                f"FileChunk {chunk.offset}..{end} does not continue at {t.next_offset} "
-                f"within {t.offer.size} bytes",
+                f"FileChunk of {chunk.source}:{chunk.seq} beyond {WINDOW_CHUNKS} unconfirmed chunks",
+                code=Code.CREDIT_EXCEEDED,
+            )
+        end = chunk.offset + len(chunk.data)
+        if chunk.offset != t.next_offset or not chunk.data or end > t.size:
+            raise RemoteProtocolError(
+                f"FileChunk {chunk.offset}..{end} does not continue at {t.next_offset} within {t.size} bytes",
                 code=Code.PROTOCOL,
             )
         t.next_offset = end
@@ -189,53 +272,70 @@ class IncomingFile:
         return True
 
     def done(self, done: FileDone) -> bool:
-        if self._refused == (done.source, done.seq):
+        if (done.source, done.seq) in self._refused:
             return False
         t = self._expect(done.source, done.seq, Phase.SENDING, "FileDone")
-        if t.next_offset != t.offer.size or len(done.sha256) != SHA256_BYTES:
-            raise RemoteProtocolError(
-                f"FileDone after {t.next_offset} of {t.offer.size} bytes", code=Code.PROTOCOL
-            )
+        if t.next_offset != t.size or len(done.sha256) != SHA256_BYTES:
+            raise RemoteProtocolError(f"FileDone after {t.next_offset} of {t.size} bytes", Code.PROTOCOL)
         t.phase = Phase.DONE
         return True
 
-    def resume(self, offset: int) -> FileResume:
-        t = self._ours(Phase.OFFERED)
-        if not 0 <= offset <= t.offer.size:
-            raise LocalProtocolError(f"resume offset {offset} outside 0..{t.offer.size}")
+    def cancel(self, cancel: FileCancel) -> bool:
+        """True: the transfer ends here (its partial is kept, or deleted with ``discard``). False: it had
+        ended already (refused while the cancel was on the wire)."""
+        key = (cancel.source, cancel.seq)
+        if key in self._refused:
+            return False
+        t = self.transfers.get(key)
+        if t is None or t.phase is not Phase.SENDING:
+            raise RemoteProtocolError(
+                f"FileCancel for file {cancel.source}:{cancel.seq}, which is not being sent", Code.PROTOCOL
+            )
+        del self.transfers[key]
+        self._refused.add(key)  # its chunks are all before the cancel; nothing more may follow
+        return True
+
+    def resume(self, source: str, seq: int, offset: int) -> FileResume:
+        t = self._ours(source, seq, Phase.OFFERED)
+        if not 0 <= offset <= t.size:
+            raise LocalProtocolError(f"resume offset {offset} outside 0..{t.size}")
         t.phase, t.next_offset = Phase.SENDING, offset
-        return FileResume(t.offer.source, t.offer.seq, offset)
+        return FileResume(source, seq, offset)
 
-    def progress(self) -> FileProgress:
-        """Confirm the oldest chunk written but not yet confirmed."""
-        t = self._ours(None)
+    def progress(self, source: str, seq: int) -> FileProgress:
+        """Confirm the oldest chunk of this file written but not yet confirmed."""
+        t = self._ours(source, seq, None)
         if not t.unconfirmed:
-            raise LocalProtocolError("no chunk awaits its FileProgress")
-        return FileProgress(t.offer.source, t.offer.seq, t.unconfirmed.pop(0))
+            raise LocalProtocolError(f"no chunk of file {source}:{seq} awaits its FileProgress")
+        return FileProgress(source, seq, t.unconfirmed.pop(0))
 
-    def ack(self) -> FileAck:
-        t = self._ours(None)
+    def ack(self, source: str, seq: int) -> FileAck:
+        t = self._ours(source, seq, None)
         if t.phase is Phase.SENDING:
             raise LocalProtocolError("cannot acknowledge a file before its FileDone")
-        self.current = None
-        return FileAck(t.offer.source, t.offer.seq)
+        del self.transfers[(source, seq)]
+        return FileAck(source, seq)
 
-    def nack(self, code: Code, reason: str, retry: bool) -> FileNack:
-        t = self._ours(None)
-        self.current = None
+    def nack(self, source: str, seq: int, code: Code, reason: str, retry: bool) -> FileNack:
+        t = self._ours(source, seq, None)
+        del self.transfers[(source, seq)]
         if t.phase is Phase.SENDING:
-            self._refused = (t.offer.source, t.offer.seq)
-        return FileNack(t.offer.source, t.offer.seq, int(code), reason, retry)
+            self._refused.add((source, seq))
+        return FileNack(source, seq, int(code), reason, retry)
 
-    def _ours(self, phase: Phase | None) -> _Transfer:
-        t = self.current
+    def open(self, source: str, seq: int) -> bool:
+        """Whether this file is in transfer (an answer may still be given)."""
+        return (source, seq) in self.transfers
+
+    def _ours(self, source: str, seq: int, phase: Phase | None) -> _Transfer:
+        t = self.transfers.get((source, seq))
         if t is None or (phase is not None and t.phase is not phase):
-            raise LocalProtocolError("no file is waiting for this answer on this connection")
+            raise LocalProtocolError(f"file {source}:{seq} is not waiting for this answer on this connection")
         return t
 
     def _expect(self, source: str, seq: int, phase: Phase, what: str) -> _Transfer:
-        t = self.current
-        if t is None or not t.names(source, seq) or t.phase is not phase:
+        t = self.transfers.get((source, seq))
+        if t is None or t.phase is not phase:
             raise RemoteProtocolError(
                 f"{what} for file {source}:{seq}, which is not being sent", Code.PROTOCOL
             )

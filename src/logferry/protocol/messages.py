@@ -132,8 +132,8 @@ class Credit(_Msg, tag=11, frozen=True):
     credit: int
 
 
-# ---- whole files (tags 12-18; 19 stays reserved) - ------------------------------------------------------
-# docs/PROTOCOL.md §13. One transfer at a time per connection; chunks are byte ranges of the offered file.
+# ---- whole files (tags 12-18, 26-27; 19 stays reserved) ----------------------------------------------
+# docs/PROTOCOL.md §13. Up to FILES_IN_FLIGHT transfers per connection; chunks are byte ranges of the file.
 
 SHA256_BYTES = 32
 
@@ -197,6 +197,34 @@ class FileNack(_Msg, tag=17, frozen=True):
     code: int
     reason: str
     retry: bool
+
+
+class FileWhole(_Msg, tag=26, frozen=True):
+    """Client → server: a small file in one frame (offer, its whole content and done).
+
+    Answered by FileAck or FileNack. ``sha256`` is the manifest's; the client sends the frame only if ``data``
+    hashes to it.
+    """
+
+    source: str
+    seq: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: bytes
+    data: bytes
+
+
+class FileCancel(_Msg, tag=27, frozen=True):
+    """Client → server: the client stops sending this file for now (no answer).
+
+    ``discard``: the content was bad (it must never complete under this offer): the server deletes its
+    partial; otherwise it keeps it, to resume.
+    """
+
+    source: str
+    seq: int
+    discard: bool
 
 
 # ---- reconciliation (tags 20-25; 12-18 are files, 19 reserved) -- -------------------------------
@@ -291,6 +319,8 @@ Message = (
     | FileAck
     | FileNack
     | FileProgress
+    | FileWhole
+    | FileCancel
     | ReconcileQuery
     | ReconcileAnswer
     | ItemsQuery

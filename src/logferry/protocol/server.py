@@ -11,7 +11,7 @@ from collections.abc import Callable
 from logferry.errors import LocalProtocolError
 from logferry.protocol import auth
 from logferry.protocol.base import KNOWN_ROLES, MAX_OPEN_QUERIES, BaseConnection, ranges_ok, remote_error
-from logferry.protocol.files import IncomingFile, files_source
+from logferry.protocol.files import IncomingFiles, files_source
 from logferry.protocol.framing import encode_frame
 from logferry.protocol.messages import (
     MAC_BYTES,
@@ -24,12 +24,14 @@ from logferry.protocol.messages import (
     Code,
     Credit,
     FileAck,
+    FileCancel,
     FileChunk,
     FileDone,
     FileNack,
     FileOffer,
     FileProgress,
     FileResume,
+    FileWhole,
     Hello,
     ItemsAnswer,
     ItemsQuery,
@@ -47,6 +49,7 @@ from logferry.protocol.state import (
     BatchReceived,
     ChunkReceived,
     Dir,
+    FileCancelled,
     FileFinished,
     FileOffered,
     QueryReceived,
@@ -54,6 +57,7 @@ from logferry.protocol.state import (
     Side,
     State,
     UnavailableReported,
+    WholeReceived,
 )
 
 
@@ -98,7 +102,7 @@ class ServerConnection(BaseConnection[ServerEvent]):
         self._token: bytes | None = None
         self._in_flight: set[int] = set()
         self._queries: set[int] = set()  # reconciliation queries received and not yet answered
-        self._file = IncomingFile()  # the one file in transfer (docs/PROTOCOL.md §13)
+        self._files = IncomingFiles()  # the files in transfer (docs/PROTOCOL.md §13)
 
     @property
     def in_flight(self) -> int:
@@ -135,14 +139,16 @@ class ServerConnection(BaseConnection[ServerEvent]):
                 )
             self._queries.add(msg.query_id)
             return QueryReceived(msg)
-        if isinstance(msg, FileOffer):
+        if isinstance(msg, FileOffer | FileWhole):
             # An agent offers its own files only; a relay forwards any source's.
-            self._file.offered(msg, files_source(self.source) if self.role is PeerRole.AGENT else None)
-            return FileOffered(msg)
+            self._files.offered(msg, files_source(self.source) if self.role is PeerRole.AGENT else None)
+            return FileOffered(msg) if isinstance(msg, FileOffer) else WholeReceived(msg)
         if isinstance(msg, FileChunk):
-            return ChunkReceived(msg) if self._file.chunk(msg) else None
+            return ChunkReceived(msg) if self._files.chunk(msg) else None
         if isinstance(msg, FileDone):
-            return FileFinished(msg) if self._file.done(msg) else None
+            return FileFinished(msg) if self._files.done(msg) else None
+        if isinstance(msg, FileCancel):
+            return FileCancelled(msg) if self._files.cancel(msg) else None
         if isinstance(msg, Unavailable):
             if self.role is not PeerRole.AGENT or msg.source != self.source or not ranges_ok(msg.ranges):
                 raise remote_error(
@@ -235,25 +241,29 @@ class ServerConnection(BaseConnection[ServerEvent]):
             raise LocalProtocolError(f"cannot ask a {self.role.name.lower()} to resend {ranges[:4]}")
         return self._send(ResendRequest(request_id, self.source, ranges))
 
-    def file_resume(self, offset: int) -> bytes:
+    def file_resume(self, source: str, seq: int, offset: int) -> bytes:
         """Answer a ``FileOffered``: send from ``offset`` (the bytes this server already holds)."""
         self._next_state(Dir.SEND, FileResume)
-        return self._send(self._file.resume(offset))
+        return self._send(self._files.resume(source, seq, offset))
 
-    def file_progress(self) -> bytes:
-        """After a ``ChunkReceived`` is written to disk: the client may send one more chunk."""
+    def file_progress(self, source: str, seq: int) -> bytes:
+        """After a ``ChunkReceived`` is written to disk: the client may send one more chunk of the file."""
         self._next_state(Dir.SEND, FileProgress)
-        return self._send(self._file.progress())
+        return self._send(self._files.progress(source, seq))
 
-    def file_ack(self) -> bytes:
+    def file_ack(self, source: str, seq: int) -> bytes:
         """The file is durably stored and verified (or was held complete already): ack means durable."""
         self._next_state(Dir.SEND, FileAck)
-        return self._send(self._file.ack())
+        return self._send(self._files.ack(source, seq))
 
-    def file_nack(self, code: Code, reason: str, retry: bool) -> bytes:
-        """Refuse the file in transfer; chunks of it still on the wire are dropped silently."""
+    def file_nack(self, source: str, seq: int, code: Code, reason: str, retry: bool) -> bytes:
+        """Refuse a file in transfer; chunks of it still on the wire are dropped silently."""
         self._next_state(Dir.SEND, FileNack)
-        return self._send(self._file.nack(code, reason, retry))
+        return self._send(self._files.nack(source, seq, code, reason, retry))
+
+    def file_open(self, source: str, seq: int) -> bool:
+        """Whether this file is still in transfer here (not answered, refused or cancelled)."""
+        return self._files.open(source, seq)
 
     def set_credit(self, credit: int) -> bytes:
         """The Credit frame announcing a new window (0 pauses the client)."""

@@ -18,12 +18,14 @@ from logferry.protocol.messages import (
     Challenge,
     Credit,
     FileAck,
+    FileCancel,
     FileChunk,
     FileDone,
     FileNack,
     FileOffer,
     FileProgress,
     FileResume,
+    FileWhole,
     Goodbye,
     Hello,
     ItemsAnswer,
@@ -71,6 +73,7 @@ _LIVE = {
 }
 _SEND, _RECV = Dir.SEND, Dir.RECV
 
+_FILE_CLIENT_SENDS = (FileOffer, FileChunk, FileDone, FileWhole, FileCancel)
 TRANSITIONS: dict[tuple[Side, State, Dir, type[Message]], State] = {
     # client handshake
     (_C, State.IDLE, _SEND, Hello): State.AWAIT_CHALLENGE,
@@ -105,9 +108,9 @@ TRANSITIONS: dict[tuple[Side, State, Dir, type[Message]], State] = {
     (_C, State.OPEN, _RECV, ResendRequest): State.OPEN,
     (_C, State.OPEN, _SEND, Unavailable): State.OPEN,
     # whole files (docs/PROTOCOL.md §13): offers, chunks and Done client → server; Resume, Ack, Nack back
-    **{(_C, State.OPEN, _SEND, kind): State.OPEN for kind in (FileOffer, FileChunk, FileDone)},
+    **{(_C, State.OPEN, _SEND, kind): State.OPEN for kind in _FILE_CLIENT_SENDS},
     **{(_C, State.OPEN, _RECV, kind): State.OPEN for kind in (FileResume, FileProgress, FileAck, FileNack)},
-    **{(_S, State.OPEN, _RECV, kind): State.OPEN for kind in (FileOffer, FileChunk, FileDone)},
+    **{(_S, State.OPEN, _RECV, kind): State.OPEN for kind in _FILE_CLIENT_SENDS},
     **{(_S, State.OPEN, _SEND, kind): State.OPEN for kind in (FileResume, FileProgress, FileAck, FileNack)},
     # heartbeats, both ways, once open (the handshake has its own timeout instead)
     **{(side, State.OPEN, d, kind): State.OPEN for side in Side for d in Dir for kind in (Ping, Pong)},
@@ -208,7 +211,7 @@ class FileAnswered:
 
 @dataclass(frozen=True, slots=True)
 class FileOffered:
-    """Server: a file is offered; answer with ``file_resume(offset)``, ``file_ack()`` or ``file_nack()``."""
+    """Server: a file is offered; answer with ``file_resume``, ``file_ack`` or ``file_nack`` (by its id)."""
 
     offer: FileOffer
 
@@ -222,9 +225,23 @@ class ChunkReceived:
 
 @dataclass(frozen=True, slots=True)
 class FileFinished:
-    """Server: every byte arrived; verify, make durable, then ``file_ack()`` (or ``file_nack()``)."""
+    """Server: every byte arrived; verify, make durable, then ``file_ack`` (or ``file_nack``)."""
 
     done: FileDone
+
+
+@dataclass(frozen=True, slots=True)
+class WholeReceived:
+    """Server: a small file in one frame; verify, make durable, then ``file_ack(source, seq)`` (or nack)."""
+
+    whole: FileWhole
+
+
+@dataclass(frozen=True, slots=True)
+class FileCancelled:
+    """Server: the client stopped sending this file for now; keep its partial, or delete it (``discard``)."""
+
+    cancel: FileCancel
 
 
 ClientEvent = Opened | Acked | Nacked | CreditChanged | PeerClosed | Answered | ResendRequested | FileAnswered
@@ -237,5 +254,7 @@ ServerEvent = (
     | FileOffered
     | ChunkReceived
     | FileFinished
+    | WholeReceived
+    | FileCancelled
 )
 E = TypeVar("E", ClientEvent, ServerEvent)

@@ -1,12 +1,19 @@
 """The relay's whole files: received from agents (rules decide), kept content-addressed, forwarded.
 
 Composes the layers for files the way ``relay.py`` does for records: ``FileIntake`` receives into the
-content store under ``<data_dir>/files``; ``RelayFileLedger`` gives each file its fate by the rules and
-journals it (``store/journal_files.py``) before the agent is acknowledged; ``RelayFileOutbox`` is the file
-sender's queue (forwarded and released files the collector has not acknowledged). Content stays on disk
-after the collector's acknowledgement so reconciliation can send it again, up to ``file_keep_bytes``
-(``store/file_retention.py``); a dropped file's content is removed at once unless another item still needs
-it. Nothing here decides a fate itself (the rules do).
+content store under ``<data_dir>/files``; ``RelayFileLedger`` gives each file its fate by the rules (decided
+once, at the offer: rules look at source, path and size) and journals it (``store/journal_files.py``)
+before the agent is acknowledged; ``RelayFileOutbox`` is the file sender's queue (forwarded and released
+files the collector has not acknowledged). Content stays on disk after the collector's acknowledgement so
+reconciliation can send it again, up to ``file_keep_bytes`` (``store/file_retention.py``); a dropped file's
+content is removed at once unless another item still needs it.
+
+Cut-through: a large file whose fate is *forward* is offered to the collector while it is still arriving
+(``LiveFiles``, the intake's tap): the sender reads only bytes the relay's partial holds durably, and sends
+``FileDone`` only after the relay verified and journaled its own copy; the agent's ack still waits for that
+journal commit, and the relay keeps the content until the collector acknowledged it, as for any file. A
+file that turns out bad here is cancelled with ``discard`` so the collector deletes what it got. Nothing
+here decides a fate itself (the rules do).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,11 +30,14 @@ from logferry.pipeline.rules import RuleSet
 from logferry.protocol.connection import Authenticated
 from logferry.protocol.messages import FileNack, FileOffer
 from logferry.store import journal_files
-from logferry.store.content import ContentStore
-from logferry.store.file_intake import FileIntake
+from logferry.store.content import ContentStore, Partial
+from logferry.store.file_intake import FileIntake, Outcome
 from logferry.store.journal import Journal
 from logferry.store.journal_files import FileItem
-from logferry.transport.file_sender import OutgoingFile
+from logferry.transport.file_sender import FileAbandoned, OutgoingFile
+
+CUT_THROUGH_MIN_BYTES = 4 << 20  # smaller files gain nothing from being forwarded while they arrive
+DECISIONS_KEPT = 4096  # fates decided at offers whose files have not arrived yet (bounded)
 
 log = logging.getLogger("logferry.relay")
 
@@ -42,6 +53,18 @@ class RelayFileLedger:
         self.content = content
         self.on_forward = on_forward
         self.fates: dict[Fate, int] = {}
+        self._decided: OrderedDict[tuple[str, int, bytes], tuple[Fate, str]] = OrderedDict()
+
+    def decide(self, offer: FileOffer) -> tuple[Fate, str]:
+        """The file's fate and rule, decided once at its offer (forwarding may start before it arrived)."""
+        key = (offer.source, offer.seq, offer.sha256)
+        found = self._decided.get(key)
+        if found is None:
+            found = self.rules.decide_file(offer.source, offer.path, offer.size)
+            self._decided[key] = found
+            if len(self._decided) > DECISIONS_KEPT:
+                self._decided.popitem(last=False)
+        return found
 
     async def file_known(self, source: str, seq: int, sha256: bytes) -> bool:
         found = await self.journal.read_with(lambda c: journal_files.get(c, source, seq))
@@ -50,7 +73,8 @@ class RelayFileLedger:
         return found is not None
 
     async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
-        fate, rule = self.rules.decide_file(offer.source, offer.path, offer.size)
+        fate, rule = self.decide(offer)
+        self._decided.pop((offer.source, offer.seq, offer.sha256), None)
         item = FileItem(offer.source, offer.seq, offer.path, offer.size, offer.mtime_ns, offer.sha256,
                         fate, rule, time.time_ns(), False)  # fmt: skip
         await self.journal.write_with(lambda c: journal_files.commit(c, item))
@@ -68,19 +92,104 @@ class RelayFileLedger:
             await asyncio.to_thread(self.content.remove, sha256)
 
 
+class LiveFile:
+    """A forwarded file still arriving from its agent: how much of it is durable here, and its outcome."""
+
+    def __init__(self, offer: FileOffer, path: Path, durable: int) -> None:
+        self.offer = offer
+        self.path = path
+        self.durable = durable
+        self.outcome: Outcome | None = None  # None while it arrives
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def grew(self, durable: int) -> None:
+        if durable > self.durable:
+            self.durable = durable
+            self._notify()
+
+    def end(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self._notify()
+
+    def _check(self) -> None:
+        if self.outcome is Outcome.BAD:
+            raise FileAbandoned("it turned out bad here (sha256 differs from the offer)", discard=True)
+        if self.outcome is Outcome.DETACHED:
+            raise FileAbandoned("its agent stopped sending it; it resumes when the agent does", discard=False)
+
+    async def readable(self, offset: int) -> int:
+        while True:
+            if self.outcome is Outcome.STORED:
+                return self.offer.size
+            if self.durable > offset:
+                return self.durable
+            self._check()
+            await self._changed.wait()
+
+    async def verified(self) -> None:
+        while self.outcome is not Outcome.STORED:
+            self._check()
+            await self._changed.wait()
+
+
+class LiveFiles:
+    """The intake's tap at the relay: large forwarded files become sendable while they arrive."""
+
+    def __init__(self, ledger: RelayFileLedger, wake: Callable[[], None]) -> None:
+        self.ledger = ledger
+        self.wake = wake  # the file sender: a file is ready to forward
+        self.files: dict[tuple[str, int], LiveFile] = {}  # arriving now (ended ones are forgotten)
+
+    def opened(self, offer: FileOffer, partial: Partial) -> bool:
+        fate, _rule = self.ledger.decide(offer)
+        if fate is not Fate.FORWARDED or offer.size < CUT_THROUGH_MIN_BYTES:
+            return False
+        self.files[(offer.source, offer.seq)] = LiveFile(offer, partial.path, partial.synced)
+        self.wake()
+        return True
+
+    def durable(self, key: tuple[str, int], offset: int) -> None:
+        live = self.files.get(key)
+        if live is not None:
+            live.grew(offset)
+
+    def ended(self, key: tuple[str, int], outcome: Outcome) -> None:
+        live = self.files.pop(key, None)
+        if live is not None:
+            live.end(outcome)
+
+    def arriving(self, limit: int) -> list[OutgoingFile]:
+        out = []
+        for live in list(self.files.values())[:limit]:
+            o = live.offer
+            out.append(OutgoingFile(o.source, o.seq, o.path, o.size, o.mtime_ns, o.sha256, live.path, live))
+        return out
+
+
 class RelayFileOutbox:
     """Forwarded and released files waiting for the collector (the file sender's queue)."""
 
     def __init__(
-        self, journal: Journal, content: ContentStore, on_acked: Callable[[], None] = lambda: None
+        self,
+        journal: Journal,
+        content: ContentStore,
+        on_acked: Callable[[], None] = lambda: None,
+        live: LiveFiles | None = None,
     ) -> None:
         self.journal = journal
         self.content = content
         self.on_acked = on_acked  # the retention pass may remove older content now
+        self.live = live  # files forwarded while they arrive (cut-through)
 
     async def next_files(self, limit: int) -> list[OutgoingFile]:
+        # Arriving files first: their agents are sending them now, and the collector should keep pace.
+        arriving = self.live.arriving(limit) if self.live is not None else []
         items = await self.journal.read_with(lambda c: journal_files.outbox(c, limit))
-        return [
+        return arriving + [
             OutgoingFile(f.source, f.seq, f.path, f.size, f.mtime_ns, f.sha256, self.content.path_for(h))
             for f in items
             if (h := f.sha256)
@@ -92,6 +201,10 @@ class RelayFileOutbox:
         self.on_acked()
 
     async def refused(self, item: OutgoingFile, nack: FileNack) -> None:
+        if item.growing is not None:
+            log.warning("the collector refused file %s:%d (%s) while it arrived: %s; it is sent again "
+                        "once stored here", item.source, item.seq, item.path, nack.reason)  # fmt: skip
+            return
         # The relay's copy was verified when it arrived; a refusal means the stored content is damaged.
         log.error("the collector refused file %s:%d (%s): %s; its content here may be damaged, check %s",
                   item.source, item.seq, item.path, nack.reason, item.local)  # fmt: skip
@@ -99,7 +212,10 @@ class RelayFileOutbox:
 
 def file_intake(
     data_dir: Path, journal: Journal, rules: RuleSet, on_forward: Callable[[], None]
-) -> FileIntake:
-    """The relay's receiving side for files, content under ``<data_dir>/files``."""
+) -> tuple[FileIntake, LiveFiles]:
+    """The relay's receiving side for files, content under ``<data_dir>/files``, and its cut-through tap
+    (give it to the ``RelayFileOutbox``)."""
     content = ContentStore(data_dir / "files")
-    return FileIntake(content, RelayFileLedger(journal, rules, content, on_forward))
+    ledger = RelayFileLedger(journal, rules, content, on_forward)
+    live = LiveFiles(ledger, on_forward)
+    return FileIntake(content, ledger, live), live

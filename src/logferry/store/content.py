@@ -6,7 +6,9 @@ id never continues the wrong partial). When the last chunk is written the partia
 checked against the offer, and it is renamed to its content address and the directory fsynced: a crash at
 any moment leaves either no file at the address or the complete, verified one, never a partial one. Content
 already stored is not stored twice (the partial is simply removed). A partial survives a restart: its size is
-the resume offset, and its prefix is hashed again from disk before more bytes are appended.
+the resume offset, and its prefix is hashed again from disk before more bytes are appended. Small files that
+arrive whole are stored in groups (``put_many``): written under temporary names, made durable with one flush
+for the group, renamed, and the renames made durable with one more.
 
 Memory is bounded: hashing and copying read ``READ_BYTES`` at a time, never a whole file. The methods block
 (disk I/O): callers run them in a worker thread. This module must never rename an unverified file to a
@@ -15,13 +17,33 @@ content address, never overwrite stored content, and never delete content it was
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote
 
 READ_BYTES = 1 << 20
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs(2) (Linux): makes everything written on one filesystem durable in one call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return cast(Callable[[int], int], fn)
+
+
+_SYNCFS = _syncfs()
 
 
 def sha256_of(path: Path, limit: int | None = None) -> hashlib._Hash:
@@ -56,36 +78,68 @@ class ContentMismatch(Exception):
 
 
 class Partial:
-    """One transfer's partial file, open for appending; its sha256 state covers every byte written so far."""
+    """One transfer's partial file, open for appending; its sha256 state covers every byte written so far.
+
+    ``synced`` is how many bytes are known durable (fdatasync'd): a relay forwards only those while the
+    file is still arriving. Writes, syncs and close may run in different worker threads: a lock keeps a
+    sync or write from touching a descriptor that was closed (and maybe reused) meanwhile.
+    """
 
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
         self.size = size
         self._hash = sha256_of(path, size) if size else hashlib.sha256()
+        self._lock = threading.Lock()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o640)
         os.ftruncate(self._fd, size)  # a torn last write beyond what we hashed is cut off
+        if size:
+            _fdatasync(self._fd)  # what a restart kept may still be only in the page cache
+        self.synced = size
 
     def write(self, offset: int, data: bytes) -> None:
-        if offset != self.size:
-            raise ValueError(f"write at {offset}, partial {self.path.name} has {self.size} bytes")
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(self._fd, view, offset)
-            view, offset = view[n:], offset + n
-        self._hash.update(data)
-        self.size += len(data)
+        with self._lock:
+            if self._fd < 0:
+                raise ValueError(f"partial {self.path.name} is closed")
+            if offset != self.size:
+                raise ValueError(f"write at {offset}, partial {self.path.name} has {self.size} bytes")
+            view = memoryview(data)
+            while view:
+                n = os.pwrite(self._fd, view, offset)
+                view, offset = view[n:], offset + n
+            self.size += len(data)
+        self._hash.update(data)  # outside the lock: a sync need not wait for hashing
 
     @property
     def sha256(self) -> bytes:
         return self._hash.digest()
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def sync(self) -> None:
-        os.fsync(self._fd)
+        with self._lock:
+            os.fsync(self._fd)
+            self.synced = self.size
+
+    def sync_data(self) -> int:
+        """Make the bytes written so far durable (blocks); the new ``synced``. A closed partial: no-op."""
+        with self._lock:
+            if self._fd < 0:
+                return self.synced
+            upto, fd = self.size, os.dup(self._fd)
+        try:
+            _fdatasync(fd)  # outside the lock: appends go on while the disk catches up
+        finally:
+            os.close(fd)
+        self.synced = max(self.synced, upto)
+        return self.synced
+
+
+def _fdatasync(fd: int) -> None:
+    getattr(os, "fdatasync", os.fsync)(fd)  # Windows and macOS have no fdatasync
 
 
 class ContentStore:
@@ -136,6 +190,59 @@ class ContentStore:
         fsync_dir(target.parent)
         fsync_dir(self.partials)
         return target
+
+    def put_many(self, items: list[tuple[bytes, bytes]]) -> list[ContentMismatch | None]:
+        """Store small files received in one piece, ``(data, sha256)`` each, with amortized durability: each
+        is verified and written under a temporary name in its directory, all are made durable at once, then
+        renamed to their addresses, and the renames made durable at once. A crash at any moment leaves no
+        address holding anything but its complete, verified content. Returns, per item, None (stored, or
+        held already) or the ContentMismatch that refused it. Identical content is kept once.
+        """
+        verdicts: list[ContentMismatch | None] = []
+        moves: list[tuple[Path, Path]] = []
+        for data, sha256 in items:
+            target = self.path_for(sha256)
+            if hashlib.sha256(data).digest() != sha256:
+                verdicts.append(ContentMismatch(f"received content does not hash to {sha256.hex()[:16]}…"))
+                continue
+            verdicts.append(None)
+            if target.is_file() or any(t == target for _, t in moves):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.parent / f".{target.name}.tmp"  # hidden from content listings
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if not _SYNCFS:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            moves.append((temp, target))
+        if not moves:
+            return verdicts
+        self._sync_all()  # the content is durable before any address names it
+        for temp, target in moves:
+            os.replace(temp, target)
+        if _SYNCFS:
+            self._sync_all()
+        else:
+            for directory in {t.parent for _, t in moves}:
+                fsync_dir(directory)
+        return verdicts
+
+    def _sync_all(self) -> None:
+        """One flush for a whole group of small files: syncfs(2) where it exists (Linux)."""
+        if not _SYNCFS:
+            return
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs of {self.root} failed: {os.strerror(err)}")
+        finally:
+            os.close(fd)
 
     def put_file(self, source: Path, sha256: bytes) -> Path:
         """Copy a local file in (through a partial: temp name, fsync, verify, rename); for tools and tests."""

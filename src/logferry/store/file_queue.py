@@ -23,6 +23,7 @@ from logferry.store.sqlite import Database, Durability
 from logferry.transport.file_sender import OutgoingFile
 
 FILE_QUEUE_APPLICATION_ID = 0x4C464671  # "LFFq"
+KNOWN_PAGE = 500  # paths per query when asking which versions are known
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -64,33 +65,55 @@ class FileQueueStore:
 
     async def known(self, path: str, size: int, mtime_ns: int) -> bool:
         """Whether this version of the file (by path, size and mtime) is queued or shipped already."""
-        row = await self._db.read(
-            lambda c: c.execute(
-                "SELECT 1 FROM files WHERE path = ? AND size = ? AND mtime_ns = ? AND state != ? LIMIT 1",
-                (path, size, mtime_ns, int(FileState.REFUSED)),
-            ).fetchone()
-        )
-        return row is not None
+        return (path, size, mtime_ns) in await self.known_versions([(path, size, mtime_ns)])
+
+    async def known_versions(self, versions: list[tuple[str, int, int]]) -> set[tuple[str, int, int]]:
+        """Which of these ``(path, size, mtime_ns)`` versions are queued or shipped already."""
+
+        def run(conn: sqlite3.Connection) -> set[tuple[str, int, int]]:
+            found: set[tuple[str, int, int]] = set()
+            for i in range(0, len(versions), KNOWN_PAGE):
+                paths = sorted({p for p, _, _ in versions[i : i + KNOWN_PAGE]})
+                rows = conn.execute(
+                    f"SELECT path, size, mtime_ns FROM files WHERE state != ? AND path IN "
+                    f"({', '.join('?' * len(paths))})",
+                    (int(FileState.REFUSED), *paths),
+                )
+                found.update((str(p), int(n), int(m)) for p, n, m in rows)
+            return found & set(versions)
+
+        return await self._db.read(run)
 
     async def add(self, path: str, size: int, mtime_ns: int, sha256: bytes) -> int | None:
         """Queue a complete file; its seq, or None when this exact version is queued already."""
+        return (await self.add_many([(path, size, mtime_ns, sha256)]))[0]
 
-        def run(conn: sqlite3.Connection) -> int | None:
-            dup = conn.execute(
-                "SELECT seq FROM files WHERE path = ? AND size = ? AND mtime_ns = ? AND sha256 = ? "
-                "AND state != ?",
-                (path, size, mtime_ns, sha256, int(FileState.REFUSED)),
-            ).fetchone()
-            if dup is not None:
-                return None
+    async def add_many(self, files: list[tuple[str, int, int, bytes]]) -> list[int | None]:
+        """Queue complete files ``(path, size, mtime_ns, sha256)`` in one transaction; each one's seq, or
+        None for a version queued already."""
+
+        def run(conn: sqlite3.Connection) -> list[int | None]:
             (seq,) = conn.execute("SELECT next_seq FROM meta").fetchone()
-            conn.execute(
-                "INSERT INTO files(seq, path, size, mtime_ns, sha256, state, queued_ns) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (seq, path, size, mtime_ns, sha256, int(FileState.PENDING), time.time_ns()),
-            )
-            conn.execute("UPDATE meta SET next_seq = ?", (seq + 1,))
-            return int(seq)
+            out: list[int | None] = []
+            now = time.time_ns()
+            for path, size, mtime_ns, sha256 in files:
+                dup = conn.execute(
+                    "SELECT seq FROM files WHERE path = ? AND size = ? AND mtime_ns = ? AND sha256 = ? "
+                    "AND state != ?",
+                    (path, size, mtime_ns, sha256, int(FileState.REFUSED)),
+                ).fetchone()
+                if dup is not None:
+                    out.append(None)
+                    continue
+                conn.execute(
+                    "INSERT INTO files(seq, path, size, mtime_ns, sha256, state, queued_ns) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (seq, path, size, mtime_ns, sha256, int(FileState.PENDING), now),
+                )
+                out.append(int(seq))
+                seq += 1
+            conn.execute("UPDATE meta SET next_seq = ?", (seq,))
+            return out
 
         return await self._db.write(run)
 

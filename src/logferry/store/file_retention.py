@@ -29,6 +29,7 @@ log = logging.getLogger("logferry.relay")
 
 PASS_CONTENTS = 1000  # contents removed per transaction at most
 INTERVAL_S = 2.0  # between passes when nothing wakes the keeper (an operator's purge)
+PASS_GAP_S = 1.0  # at least this long between passes
 _OUTGOING = (int(Fate.FORWARDED), int(Fate.RELEASED))
 _GONE = (int(Fate.DROPPED), int(Fate.PURGED))
 
@@ -146,6 +147,10 @@ class FileRetention:
                 await self.collect()
             except Exception:  # a failed pass is retried; the journal keeps what it has
                 log.exception("removing files' content the relay no longer keeps failed; will retry")
+            # A pass reads every acknowledged item: after one, let acknowledgements gather for PASS_GAP_S so
+            # thousands of small files acknowledged one by one cost a few passes, not one each.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), PASS_GAP_S)
             stop = asyncio.ensure_future(stopping.wait())
             wake = asyncio.ensure_future(self._wake.wait())
             try:

@@ -103,6 +103,27 @@ def held(conn: sqlite3.Connection, source: str | None, rule: str | None, limit: 
     return [_item(r) for r in rows]
 
 
+def count_held(conn: sqlite3.Connection, source: str | None = None, rule: str | None = None,
+               text: str | None = None) -> int:  # fmt: skip
+    """Held file items by source, rule and path substring."""
+    clauses, params = _held_where(source, rule, text)
+    (n,) = conn.execute(f"SELECT COUNT(*) FROM file_items WHERE {clauses}", params).fetchone()
+    return int(n)
+
+
+def page_held(
+    conn: sqlite3.Connection, source: str | None, rule: str | None, text: str | None, limit: int, offset: int
+) -> list[FileItem]:
+    """Held file items matching, newest first (by the file's mtime, as the held list orders them)."""
+    clauses, params = _held_where(source, rule, text)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM file_items WHERE {clauses} ORDER BY mtime_ns DESC, source, seq DESC "
+        "LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return [_item(r) for r in rows]
+
+
 def settle_files(
     conn: sqlite3.Connection,
     source: str | None,

@@ -1,15 +1,21 @@
-"""The client side of whole-file transfer over asyncio: ship files from a durable queue, one at a time.
+"""The client side of whole-file transfer over asyncio: ship files from a durable queue, several at a time.
 
 Used by the agent (its file queue → the relay) and by the relay (its file outbox → the collector), each on
 a logferry/1 session of its own beside the record batches, so a large file never holds logs back. The
-session, handshake, reconnect and backoff are the ``Sender``'s; only the pump differs: offer a file, send
-its chunks from the offset the server names (at most two chunks beyond the last ``FileProgress``, so a cut
-costs at most two chunks again), ``FileDone``, and wait for ``FileAck`` before the queue may forget it.
+session, handshake, reconnect and backoff are the ``Sender``'s; only the pump differs: up to
+``FILES_IN_FLIGHT`` files are in transfer at once, each in a task of its own. A small file travels in one
+frame (``FileWhole``); a larger one is offered, its chunks are sent from the offset the server names (at
+most two chunks beyond the last ``FileProgress``, so a cut costs at most two chunks again per file), then
+``FileDone``. Only a ``FileAck`` lets the queue forget a file.
 
-The file is read from disk a chunk at a time (bounded memory) and hashed from its first byte, the prefix
-the server already holds included, so a file that changed since its manifest was made is never passed off
-as the offered version: ``FileDone`` carries the hash of what was read, and the server refuses a mismatch.
-This module never decides what to ship, and never marks a file shipped before its FileAck.
+The file is read from disk a chunk at a time (bounded memory) and hashed, in a worker thread, from its
+first byte (the prefix the server already holds included), so a file that changed since its manifest was
+made is never passed off as the offered version: ``FileDone`` carries the hash of what was read, the server
+refuses a mismatch, and a small file is not sent at all. A relay forwarding a file that is still arriving
+(cut-through, ``Growing``) sends only bytes its own disk holds durably, and ``FileDone`` only once its own
+copy is verified and journaled; if the file stops arriving it cancels the transfer (``FileCancel``), and if
+it turned out bad it cancels with ``discard`` so the next hop deletes it. This module never decides what
+to ship, and never marks a file shipped before its FileAck.
 """
 
 from __future__ import annotations
@@ -23,16 +29,19 @@ from typing import Any, BinaryIO, Protocol
 
 from logferry.errors import ProtocolError, TransportError
 from logferry.protocol.connection import ClientConnection, FileAnswered, PeerClosed
+from logferry.protocol.files import FILES_IN_FLIGHT
 from logferry.protocol.messages import (
     Ack,
     Code,
     FileAck,
+    FileCancel,
     FileChunk,
     FileDone,
     FileNack,
     FileOffer,
     FileProgress,
     FileResume,
+    FileWhole,
 )
 from logferry.transport.sender import Outgoing, Sender, SenderConfig
 from logferry.transport.wire import Wire
@@ -40,7 +49,37 @@ from logferry.transport.wire import Wire
 log = logging.getLogger("logferry.files")
 
 READ_BYTES = 1 << 20
+SENT_ENDS_KEPT = 8  # chunk ends remembered per file: enough to count what a cut sends again (<= 2)
+CHUNK_BYTES = 4 << 20  # per FileChunk (capped below the receiver's frame limit): fewer round trips per byte
 POLL_S = 1.0
+WHOLE_MAX_BYTES = 256 << 10  # files up to this size travel in one FileWhole frame
+CHUNKED_IN_FLIGHT = 4  # larger files in transfer at once (each has its own two-chunk window)
+REFILL_STEP = FILES_IN_FLIGHT // 4
+_WHOLE, _CHUNKED = "file-whole", "file-chunked"  # task names: which kind of transfer a task runs
+
+Answer = FileResume | FileProgress | FileAck | FileNack
+Key = tuple[str, int]
+
+
+class FileAbandoned(Exception):
+    """A growing file stopped arriving (``discard`` false: resume it later) or turned out bad (true)."""
+
+    def __init__(self, reason: str, discard: bool) -> None:
+        super().__init__(reason)
+        self.discard = discard
+
+
+class Growing(Protocol):
+    """Content still arriving on this host: a relay forwards it while the agent sends it (cut-through)."""
+
+    async def readable(self, offset: int) -> int:
+        """Wait until bytes beyond ``offset`` are durable here; the end of the durable bytes. Raises
+        FileAbandoned when the file stops arriving or turns out bad."""
+        ...
+
+    async def verified(self) -> None:
+        """Wait until the whole file is verified and journaled here; raises FileAbandoned otherwise."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +93,7 @@ class OutgoingFile:
     mtime_ns: int
     sha256: bytes
     local: Path  # where to read the content from here
+    growing: Growing | None = None  # still arriving here (cut-through): read only what is durable
 
     def offer(self) -> FileOffer:
         return FileOffer(self.source, self.seq, self.path, self.size, self.mtime_ns, self.sha256)
@@ -79,6 +119,8 @@ class FileSenderStats:
     bytes_sent: int = 0
     bytes_resent: int = 0  # bytes sent again after a cut (the server had not confirmed them)
     resumes: int = 0  # offers answered with a non-zero offset
+    whole: int = 0  # files sent in one frame
+    cut_through: int = 0  # files forwarded while still arriving
 
 
 class _NoBatches:
@@ -92,103 +134,141 @@ class _NoBatches:
 
 
 class FileChanged(Exception):
-    """The local file no longer has the offered size: it changed before it was all sent."""
+    """The local file no longer matches its manifest: it changed before it was all sent."""
 
 
 class FileSender(Sender):
-    """Keeps one session to the next hop open and ships the queue's files over it."""
+    """Keeps one session to the next hop open and ships the queue's files over it, several at a time."""
 
-    def __init__(self, config: SenderConfig, files: FileQueue, *, chunk_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        config: SenderConfig,
+        files: FileQueue,
+        *,
+        chunk_bytes: int = CHUNK_BYTES,
+        whole_max_bytes: int = WHOLE_MAX_BYTES,
+    ) -> None:
         super().__init__(config, _NoBatches())
         self.files = files
         self.chunk_bytes = chunk_bytes
+        self.whole_max_bytes = whole_max_bytes
         self.file_stats = FileSenderStats()
-        self._sent_upto: dict[tuple[str, int], int] = {}  # how far each file got before a cut
+        self._sent_upto: dict[Key, int] = {}  # how far each file got before a cut
+        self._sent_ends: dict[Key, list[int]] = {}  # end offsets of each file's last chunks sent
+        self._file_answers: dict[Key, asyncio.Queue[Answer]] = {}
 
     async def _pump(self, wire: Wire[ClientConnection], stopping: asyncio.Event) -> None:
-        answers: asyncio.Queue[FileResume | FileProgress | FileAck | FileNack] = asyncio.Queue(8)
-        reader = asyncio.ensure_future(self._read_answers(wire, answers))
+        reader = asyncio.ensure_future(self._read_answers(wire))
         stop_wait = asyncio.ensure_future(stopping.wait())
+        transfers: dict[Key, asyncio.Task[None]] = {}
+        exhausted = True
         try:
             while not stopping.is_set():
-                self._wake.clear()
-                batch = await self.files.next_files(16)
-                for item in batch:
-                    if stopping.is_set():
-                        return
-                    await self._ship(wire, item, answers, reader)
-                if batch:
-                    continue
-                wake = asyncio.ensure_future(self._wake.wait())
-                # The poll catches files queued by someone who cannot notify us (an operator's release).
+                room = FILES_IN_FLIGHT - len(transfers)
+                # Refill in steps of a quarter window (one queue read each), or at once after a wake-up.
+                if room >= REFILL_STEP or (room > 0 and (exhausted or self._wake.is_set())):
+                    self._wake.clear()
+                    batch = await self.files.next_files(room + len(transfers))
+                    fresh = [f for f in batch if (f.source, f.seq) not in transfers]
+                    exhausted = len(fresh) <= room
+                    chunked = sum(1 for t in transfers.values() if t.get_name() == _CHUNKED)
+                    for item in fresh:
+                        if len(transfers) >= FILES_IN_FLIGHT:
+                            break
+                        whole = self._goes_whole(wire.conn, item)
+                        if not whole and chunked >= CHUNKED_IN_FLIGHT:
+                            continue  # large files share the window: a few at a time
+                        chunked += not whole
+                        key = (item.source, item.seq)
+                        self._file_answers[key] = asyncio.Queue()
+                        transfers[key] = asyncio.create_task(
+                            self._ship(wire, item, reader), name=_WHOLE if whole else _CHUNKED
+                        )
+                waiting: set[asyncio.Future[Any]] = {reader, stop_wait, *transfers.values()}
+                wake = None
+                if exhausted:
+                    # The poll catches files queued by someone who cannot notify us (an operator's release).
+                    wake = asyncio.ensure_future(self._wake.wait())
+                    waiting.add(wake)
                 done, _ = await asyncio.wait(
-                    {wake, reader, stop_wait}, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED
+                    waiting, timeout=POLL_S if exhausted else None, return_when=asyncio.FIRST_COMPLETED
                 )
-                wake.cancel()
+                if wake is not None:
+                    wake.cancel()
                 if reader in done:
                     reader.result()
                     return
+                for key, task in list(transfers.items()):
+                    if task.done():
+                        del transfers[key]
+                        task.result()  # a transfer's error ends the session (the Sender reconnects)
         finally:
             reader.cancel()
             stop_wait.cancel()
+            for task in transfers.values():
+                task.cancel()
+            if transfers:
+                await asyncio.wait(transfers.values())
+            self._file_answers.clear()
 
-    async def _read_answers(
-        self,
-        wire: Wire[ClientConnection],
-        answers: asyncio.Queue[FileResume | FileProgress | FileAck | FileNack],
-    ) -> None:
+    async def _read_answers(self, wire: Wire[ClientConnection]) -> None:
         while True:
             event = await wire.next_event()
             if event is None:
                 raise TransportError(f"{self.target} closed the connection")
             if isinstance(event, FileAnswered):
-                await answers.put(event.answer)
+                answer = event.answer
+                queue = self._file_answers.get((answer.source, answer.seq))
+                if queue is not None:  # the core checked it is in transfer, so a task awaits it
+                    queue.put_nowait(answer)
             elif isinstance(event, PeerClosed):
                 raise ProtocolError(f"{self.target} closed the session: {event.reason}", event.code)
 
-    async def _answer(
-        self,
-        answers: asyncio.Queue[FileResume | FileProgress | FileAck | FileNack],
-        reader: asyncio.Future[None],
-    ) -> FileResume | FileProgress | FileAck | FileNack:
-        get = asyncio.ensure_future(answers.get())
+    async def _answer(self, key: Key, reader: asyncio.Future[None]) -> Answer:
+        get = asyncio.ensure_future(self._file_answers[key].get())
         waiting: set[asyncio.Future[Any]] = {get, reader}
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not get.done():
+                get.cancel()  # also when this transfer is cancelled: no task is left pending
         if get in done:
             return get.result()
-        get.cancel()
         reader.result()  # raises what ended the session
         raise TransportError(f"the session with {self.target} ended")
 
     async def _ship(
-        self,
-        wire: Wire[ClientConnection],
-        item: OutgoingFile,
-        answers: asyncio.Queue[FileResume | FileProgress | FileAck | FileNack],
-        reader: asyncio.Future[None],
+        self, wire: Wire[ClientConnection], item: OutgoingFile, reader: asyncio.Future[None]
     ) -> None:
         conn, key = wire.conn, (item.source, item.seq)
-        await wire.write(conn.offer_file(item.offer(), wire.now()))
-        answer = await self._answer(answers, reader)
-        if isinstance(answer, FileResume):
-            try:
-                answer = await self._send_content(wire, item, answer.offset, answers, reader)
-            except FileChanged as exc:
-                # The transfer cannot be finished as offered: the queue re-reads the file as a new version,
-                # and a new session starts clean (this one still has the broken transfer open).
-                await self.files.refused(
-                    item, FileNack(item.source, item.seq, int(Code.MALFORMED), str(exc), False)
-                )
-                raise TransportError(
-                    f"file {item.source}:{item.seq} changed while it was sent: {exc}"
-                ) from exc
+        try:
+            answer: Answer | None
+            if self._goes_whole(conn, item):
+                answer = await self._send_whole(wire, item, reader)
+            else:
+                await wire.write(conn.offer_file(item.offer(), wire.now()))
+                answer = await self._answer(key, reader)
+                if isinstance(answer, FileResume):
+                    answer = await self._send_content(wire, item, answer.offset, reader)
+        except FileChanged as exc:
+            # The transfer cannot be finished as offered: the queue re-reads the file as a new version.
+            await self.files.refused(
+                item, FileNack(item.source, item.seq, int(Code.MALFORMED), str(exc), False)
+            )
+            return
+        finally:
+            self._file_answers.pop(key, None)
+        if answer is None:
+            return  # cancelled: a growing file stopped arriving or turned out bad
         if isinstance(answer, FileAck):
             self._sent_upto.pop(key, None)
+            self._sent_ends.pop(key, None)
             self.file_stats.files += 1
             await self.files.acked(item)
             return
         if isinstance(answer, FileNack):
             self._sent_upto.pop(key, None)
+            self._sent_ends.pop(key, None)
             if not answer.retry:
                 log.warning("%s refused file %s:%d (%s): %s", self.target, item.source, item.seq, item.path,
                             answer.reason)  # fmt: skip
@@ -198,51 +278,147 @@ class FileSender(Sender):
             raise ProtocolError(why, answer.code)
         raise ProtocolError(f"unexpected {type(answer).__name__} for file {item.seq}", Code.PROTOCOL)
 
+    def _goes_whole(self, conn: ClientConnection, item: OutgoingFile) -> bool:
+        """Whether the file travels in one FileWhole frame."""
+        return item.growing is None and item.size <= min(
+            self.whole_max_bytes, conn.max_whole_bytes(item.offer())
+        )
+
+    async def _send_whole(
+        self, wire: Wire[ClientConnection], item: OutgoingFile, reader: asyncio.Future[None]
+    ) -> Answer:
+        data = await asyncio.to_thread(_read_whole, item)
+        whole = FileWhole(item.source, item.seq, item.path, item.size, item.mtime_ns, item.sha256, data)
+        log.debug("sending file %s:%d (%s, %d bytes) to %s in one frame", item.source, item.seq, item.path,
+                  item.size, self.target)  # fmt: skip
+        await wire.write(wire.conn.send_whole(whole, wire.now()))
+        self.file_stats.whole += 1
+        self.file_stats.bytes_sent += item.size
+        return await self._answer((item.source, item.seq), reader)
+
     async def _send_content(
-        self,
-        wire: Wire[ClientConnection],
-        item: OutgoingFile,
-        offset: int,
-        answers: asyncio.Queue[FileResume | FileProgress | FileAck | FileNack],
-        reader: asyncio.Future[None],
-    ) -> FileResume | FileProgress | FileAck | FileNack:
-        conn, key = wire.conn, (item.source, item.seq)
+        self, wire: Wire[ClientConnection], item: OutgoingFile, offset: int, reader: asyncio.Future[None]
+    ) -> Answer | None:
+        key = (item.source, item.seq)
         before = self._sent_upto.get(key, 0)
         if offset:
             self.file_stats.resumes += 1
         resent = max(0, before - offset)
+        chunks_again = sum(1 for end in self._sent_ends.pop(key, ()) if end > offset)
         self.file_stats.bytes_resent += resent
-        log.info("sending file %s:%d (%s) to %s from offset %d of %d (%d bytes sent again after a cut)",
-                 item.source, item.seq, item.path, self.target, offset, item.size, resent)  # fmt: skip
-        chunk_bytes = max(1, min(self.chunk_bytes, conn.max_chunk_bytes))
+        log.info("sending file %s:%d (%s) to %s from offset %d of %d (%d bytes sent again after a cut) "
+                 "[%d chunks again]%s", item.source, item.seq, item.path, self.target, offset, item.size,
+                 resent, chunks_again, ", while it is still arriving" if item.growing else "")  # fmt: skip
+        growing = item.growing
+        if growing is not None:
+            self.file_stats.cut_through += 1
         try:
             f = await asyncio.to_thread(item.local.open, "rb")
         except OSError as exc:
-            raise FileChanged(f"cannot open {item.local}: {exc}") from exc
+            why = f"cannot open {item.local}: {exc}"
+            await self._cancel(wire, item, FileAbandoned(why, discard=growing is None))
+            if growing is not None:
+                return None
+            raise FileChanged(why) from exc
         try:
-            digest = hashlib.sha256()
+            return await self._send_open(wire, item, f, offset, reader)
+        except FileChanged as exc:
+            # What was sent is not the offered version: the next hop must not keep it to resume from.
+            await self._cancel(wire, item, FileAbandoned(str(exc), discard=True))
+            raise
+        finally:
+            f.close()
+
+    async def _send_open(
+        self,
+        wire: Wire[ClientConnection],
+        item: OutgoingFile,
+        f: BinaryIO,
+        offset: int,
+        reader: asyncio.Future[None],
+    ) -> Answer | None:
+        conn, key = wire.conn, (item.source, item.seq)
+        chunk_bytes = max(1, min(self.chunk_bytes, conn.max_chunk_bytes))
+        growing = item.growing
+        # A growing file was verified by this host as it arrived: the next hop checks the offered sha256.
+        digest = hashlib.sha256() if growing is None else None
+        if digest is not None:
             await asyncio.to_thread(_hash_prefix, f, digest, offset)
-            pos = offset
+        else:
+            f.seek(offset)
+        pos, ready = offset, offset
+        ahead: asyncio.Future[bytes] | None = None  # the next chunk, read while this one travels
+        try:
             while pos < item.size:
-                while not conn.file_window_open:
-                    answer = await self._answer(answers, reader)
+                if growing is None and ahead is None:
+                    ahead = asyncio.ensure_future(
+                        asyncio.to_thread(_read_piece, f, min(chunk_bytes, item.size - pos), digest)
+                    )
+                while not conn.file_window_open(item.source, item.seq):
+                    answer = await self._answer(key, reader)
                     if not isinstance(answer, FileProgress):
                         return answer  # a refusal mid-transfer
-                data = await asyncio.to_thread(f.read, min(chunk_bytes, item.size - pos))
+                if growing is not None:
+                    if ready <= pos:
+                        try:
+                            ready = await growing.readable(pos)
+                        except FileAbandoned as exc:
+                            await self._cancel(wire, item, exc)
+                            return None
+                    want = min(chunk_bytes, item.size - pos, ready - pos)
+                    data = await asyncio.to_thread(_read_piece, f, want, None)
+                else:
+                    assert ahead is not None
+                    data, ahead = await ahead, None
                 if not data:
                     raise FileChanged(f"{item.local} is shorter than its manifest's {item.size} bytes")
-                digest.update(data)
                 await wire.write(conn.send_chunk(FileChunk(item.source, item.seq, pos, data), wire.now()))
                 pos += len(data)
                 self._sent_upto[key] = max(self._sent_upto.get(key, 0), pos)
+                ends = self._sent_ends.setdefault(key, [])
+                ends.append(pos)
+                del ends[:-SENT_ENDS_KEPT]
                 self.file_stats.bytes_sent += len(data)
         finally:
-            f.close()
-        await wire.write(conn.file_done(FileDone(item.source, item.seq, digest.digest()), wire.now()))
+            if ahead is not None:
+                await asyncio.wait({ahead})  # the file is closed after us: let the read finish first
+        if growing is not None:
+            try:
+                await growing.verified()
+            except FileAbandoned as exc:
+                await self._cancel(wire, item, exc)
+                return None
+        sha = item.sha256 if digest is None else digest.digest()
+        await wire.write(conn.file_done(FileDone(item.source, item.seq, sha), wire.now()))
         while True:
-            answer = await self._answer(answers, reader)
+            answer = await self._answer(key, reader)
             if not isinstance(answer, FileProgress):
                 return answer
+
+    async def _cancel(self, wire: Wire[ClientConnection], item: OutgoingFile, why: FileAbandoned) -> None:
+        log.info("stopped forwarding file %s:%d to %s: %s%s", item.source, item.seq, self.target, why,
+                 " (the next hop discards it)" if why.discard else "")  # fmt: skip
+        await wire.write(wire.conn.cancel_file(FileCancel(item.source, item.seq, why.discard), wire.now()))
+
+
+def _read_piece(f: BinaryIO, size: int, digest: hashlib._Hash | None) -> bytes:
+    """Read up to ``size`` bytes and hash them (in a worker thread: hashlib releases the GIL)."""
+    data = f.read(size)
+    if digest is not None:
+        digest.update(data)
+    return data
+
+
+def _read_whole(item: OutgoingFile) -> bytes:
+    """A small file's content, checked against its manifest (size and sha256); raises FileChanged."""
+    try:
+        with item.local.open("rb") as f:
+            data = f.read(item.size + 1)
+    except OSError as exc:
+        raise FileChanged(f"cannot read {item.local}: {exc}") from exc
+    if len(data) != item.size or hashlib.sha256(data).digest() != item.sha256:
+        raise FileChanged(f"{item.local} no longer has the content its manifest names")
+    return data
 
 
 def _hash_prefix(f: BinaryIO, digest: hashlib._Hash, size: int) -> None:

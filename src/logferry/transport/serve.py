@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -26,6 +26,7 @@ from logferry.protocol.connection import (
     Authenticated,
     BatchReceived,
     ChunkReceived,
+    FileCancelled,
     FileFinished,
     FileOffered,
     PeerClosed,
@@ -33,14 +34,17 @@ from logferry.protocol.connection import (
     ServerConnection,
     State,
     UnavailableReported,
+    WholeReceived,
 )
 from logferry.protocol.messages import (
     NONCE_BYTES,
     Batch,
     Code,
+    FileCancel,
     FileChunk,
     FileDone,
     FileOffer,
+    FileWhole,
     ItemsAnswer,
     ItemsQuery,
     ReconcileAnswer,
@@ -50,6 +54,9 @@ from logferry.transport.listener import peer_identities
 from logferry.transport.wire import Wire
 
 log = logging.getLogger("logferry.transport")
+
+
+MAX_PENDING_CHUNKS = 4  # file chunks received but not yet written, per connection (bounded memory)
 
 
 class BatchRefused(Exception):
@@ -87,6 +94,15 @@ class GapWatcher(Protocol):
 
 
 @runtime_checkable
+class ResendAsker(Protocol):
+    def attach_asker(
+        self, peer: Authenticated, address: str, ask: Callable[[list[tuple[int, int]]], Awaitable[None]]
+    ) -> None:
+        """``ask(ranges)`` sends this agent a ResendRequest now (an operator's "ask the device")."""
+        ...
+
+
+@runtime_checkable
 class FileSink(Protocol):
     """A server that takes whole files (docs/PROTOCOL.md §13); raise BatchRefused to answer FileNack."""
 
@@ -100,6 +116,14 @@ class FileSink(Protocol):
 
     async def file_finished(self, peer: Authenticated, done: FileDone) -> None:
         """Verify, make durable and journal the file; return only then (ack means durable)."""
+        ...
+
+    async def file_whole(self, peer: Authenticated, whole: FileWhole) -> None:
+        """A small file in one frame: verify, make durable and journal it; return only then."""
+        ...
+
+    async def file_cancelled(self, peer: Authenticated, cancel: FileCancel) -> None:
+        """The client stopped sending the file: keep its partial for a resume, or delete it (``discard``)."""
         ...
 
 
@@ -140,6 +164,18 @@ class SessionCounters:
     def tls_failed(self) -> None:
         """A TLS handshake failed, before any logferry/1 byte: counted beside the protocol's codes."""
         self.refused["TLS_HANDSHAKE"] = self.refused.get("TLS_HANDSHAKE", 0) + 1
+
+
+def _file_message(
+    event: FileOffered | ChunkReceived | FileCancelled | FileFinished | WholeReceived,
+) -> FileOffer | FileChunk | FileCancel | FileDone | FileWhole:
+    if isinstance(event, FileOffered):
+        return event.offer
+    if isinstance(event, ChunkReceived):
+        return event.chunk
+    if isinstance(event, FileCancelled):
+        return event.cancel
+    return event.done if isinstance(event, FileFinished) else event.whole
 
 
 async def serve_connection(
@@ -208,6 +244,8 @@ class _Session:
         self.address = address
         self.peer: Authenticated | None = None
         self._commits: set[asyncio.Task[None]] = set()
+        self._file_chains: dict[tuple[str, int], asyncio.Task[None]] = {}  # each file's latest event
+        self._chunks: set[asyncio.Task[None]] = set()  # chunk writes not done yet
         self._failure: BaseException | None = None
         self._requests = 0  # ResendRequest ids on this connection
         self.identities: frozenset[str] = frozenset()  # names of the peer's verified client certificate
@@ -234,6 +272,8 @@ class _Session:
                     self.peer = event
                     acked_through = await self.sink.opened(event, self.address)
                     await self.wire.write(self.wire.conn.welcome(acked_through))
+                    if isinstance(self.sink, ResendAsker):
+                        self.sink.attach_asker(event, self.address, self.request_resend)
                 elif isinstance(event, BatchReceived):
                     task = asyncio.create_task(self._commit(event.batch))
                     self._commits.add(task)
@@ -242,8 +282,13 @@ class _Session:
                     task = asyncio.create_task(self._answer(event.query))
                     self._commits.add(task)
                     task.add_done_callback(self._commits.discard)
-                elif isinstance(event, FileOffered | ChunkReceived | FileFinished):
-                    await self._file_event(event)  # in order, inline: chunks must land in sequence
+                elif isinstance(event, FileOffered):
+                    await self._file_event(event)  # inline: the next frames of this file need its state
+                elif isinstance(event, ChunkReceived | FileCancelled | FileFinished | WholeReceived):
+                    # Each file's events run in order in a chain of tasks, beside the read loop: the next
+                    # chunk is read from the network while this one is written, and commits (fsyncs,
+                    # journal) of several files group; each is answered when done.
+                    await self._file_in_order(event)
                 elif isinstance(event, UnavailableReported) and isinstance(self.sink, GapWatcher):
                     assert self.peer is not None
                     await self.sink.unavailable(self.peer, event.report.ranges)
@@ -252,6 +297,14 @@ class _Session:
                     return f"peer said goodbye: {event.reason or Code(event.code).name}"
         finally:
             stop_wait.cancel()
+
+    async def request_resend(self, ranges: list[tuple[int, int]]) -> None:
+        """Ask the agent on this connection for ``ranges`` now; TransportError once the session is ending."""
+        conn = self.wire.conn
+        if conn.state is not State.OPEN:
+            raise TransportError(f"the connection from {self.address} is closing")
+        self._requests += 1
+        await self.wire.write(conn.request_resend(self._requests, ranges))
 
     def _check_identity(self, peer: Authenticated) -> None:
         if self.identities and peer.source not in self.identities:
@@ -314,31 +367,81 @@ class _Session:
             self._failure = exc
             self.wire.reader.feed_eof()
 
-    async def _file_event(self, event: FileOffered | ChunkReceived | FileFinished) -> None:
+    async def _file_in_order(
+        self, event: ChunkReceived | FileCancelled | FileFinished | WholeReceived
+    ) -> None:
+        if isinstance(event, ChunkReceived):
+            # Chunks not yet written hold their bytes: past a few, stop reading until one is on disk.
+            while len(self._chunks) >= MAX_PENDING_CHUNKS:
+                await asyncio.wait(set(self._chunks), return_when=asyncio.FIRST_COMPLETED)
+        msg = _file_message(event)
+        key = (msg.source, msg.seq)
+        before = self._file_chains.get(key)
+        task = asyncio.create_task(self._file_event(event, after=before))
+        self._file_chains[key] = task
+        self._commits.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._commits.discard(t)
+            if self._file_chains.get(key) is t:
+                del self._file_chains[key]
+
+        task.add_done_callback(done)
+        if isinstance(event, ChunkReceived):
+            self._chunks.add(task)
+            task.add_done_callback(self._chunks.discard)
+
+    async def _file_event(
+        self,
+        event: FileOffered | ChunkReceived | FileCancelled | FileFinished | WholeReceived,
+        after: asyncio.Task[None] | None = None,
+    ) -> None:
+        if after is not None:
+            await asyncio.wait({after})  # the file's earlier event first (its errors are its own)
         assert self.peer is not None
         conn = self.wire.conn
         sink = self.sink
+        msg = _file_message(event)
+        source, seq = msg.source, msg.seq
         try:
             if not isinstance(sink, FileSink):
                 raise BatchRefused(Code.PROTOCOL, "this server does not take files", retry=False)
-            if isinstance(event, FileOffered):
-                offset = await sink.file_offered(self.peer, event.offer)
-                frame = conn.file_ack() if offset is None else conn.file_resume(offset)
-            elif isinstance(event, ChunkReceived):
-                await sink.file_chunk(self.peer, event.chunk)
-                frame = conn.file_progress()  # on our disk: the client may send one more
+            if isinstance(msg, FileOffer):
+                offset = await sink.file_offered(self.peer, msg)
+                frame = (
+                    conn.file_ack(source, seq) if offset is None else conn.file_resume(source, seq, offset)
+                )
+            elif isinstance(msg, FileChunk):
+                await sink.file_chunk(self.peer, msg)
+                frame = conn.file_progress(source, seq)  # on our disk: the client may send one more
+            elif isinstance(msg, FileCancel):
+                await sink.file_cancelled(self.peer, msg)
+                return
             else:
-                await sink.file_finished(self.peer, event.done)
-                frame = conn.file_ack()
+                if isinstance(msg, FileDone):
+                    await sink.file_finished(self.peer, msg)
+                else:
+                    await sink.file_whole(self.peer, msg)
+                if conn.state is State.CLOSED:
+                    return  # stored, but the peer is gone: it offers again and is acknowledged at once
+                frame = conn.file_ack(source, seq)
         except BatchRefused as exc:
-            log.warning("refused a file from %s: %s", self.address, exc.reason)
-            frame = conn.file_nack(exc.code, exc.reason[:200], exc.retry)
+            log.warning("refused file %s:%d from %s: %s", source, seq, self.address, exc.reason)
+            if conn.state is State.CLOSED or not conn.file_open(source, seq):
+                return
+            frame = conn.file_nack(source, seq, exc.code, exc.reason[:200], exc.retry)
         except (StoreError, OSError) as exc:
-            log.error("cannot store a file from %s: %s", self.address, exc)
+            log.error("cannot store file %s:%d from %s: %s", source, seq, self.address, exc)
+            if conn.state is State.CLOSED or not conn.file_open(source, seq):
+                return
             frame = conn.file_nack(
-                Code.STORE_FAILED, "the receiver could not store the file; retry later", True
+                source, seq, Code.STORE_FAILED, "the receiver could not store the file; retry later", True
             )
-        await self.wire.write(frame)
+        try:
+            await self.wire.write(frame)
+        except (ProtocolError, TransportError) as exc:
+            self._failure = exc
+            self.wire.reader.feed_eof()  # wake the read loop so the session ends
 
     async def _drain_commits(self) -> None:
         if self._commits:

@@ -1,0 +1,125 @@
+"""The receiving side of whole files with a real content store on disk and a fake ledger: files in one
+frame, a cut-through tap following a transfer (durable offsets, stored, bad, detached), and the relay's
+live file as its forwarder sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from logferry.protocol.connection import Authenticated
+from logferry.protocol.messages import Code, FileCancel, FileChunk, FileDone, FileOffer, FileWhole, PeerRole
+from logferry.roles.relay_files import LiveFile
+from logferry.store.content import ContentStore, Partial
+from logferry.store.file_intake import FileIntake, Outcome
+from logferry.transport.file_sender import FileAbandoned
+from logferry.transport.serve import BatchRefused
+
+PEER = Authenticated("dev", PeerRole.AGENT, 1)
+DATA = bytes(range(256)) * 64
+SHA = hashlib.sha256(DATA).digest()
+OFFER = FileOffer("dev/files", 1, "a.bin", len(DATA), 5, SHA)
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.committed: list[FileOffer] = []
+
+    async def file_known(self, source: str, seq: int, sha256: bytes) -> bool:
+        return any((o.source, o.seq) == (source, seq) for o in self.committed)
+
+    async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
+        self.committed.append(offer)
+
+
+class Tap:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def opened(self, offer: FileOffer, partial: Partial) -> bool:
+        self.events.append(("opened", partial.size))
+        return True
+
+    def durable(self, key: tuple[str, int], offset: int) -> None:
+        self.events.append(("durable", offset))
+
+    def ended(self, key: tuple[str, int], outcome: Outcome) -> None:
+        self.events.append(("ended", outcome))
+
+
+async def test_small_files_in_one_frame_are_stored_together_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    ledger = FakeLedger()
+    intake = FileIntake(ContentStore(tmp_path), ledger)
+    wholes = [
+        FileWhole(
+            "dev/files", seq, f"s{seq}", 64, 5, hashlib.sha256(bytes([seq]) * 64).digest(), bytes([seq]) * 64
+        )
+        for seq in range(1, 21)
+    ]
+    await asyncio.gather(*(intake.file_whole(PEER, w) for w in wholes))
+    assert sorted(o.seq for o in ledger.committed) == list(range(1, 21))
+    assert all(intake.content.path_for(w.sha256).read_bytes() == w.data for w in wholes)
+    with pytest.raises(BatchRefused) as info:
+        await intake.file_whole(PEER, FileWhole("dev/files", 30, "x", 3, 5, SHA, b"abc"))
+    assert info.value.code == Code.MALFORMED and not info.value.retry
+    await intake.file_whole(PEER, wholes[0])  # held already: acknowledged without storing again
+    assert intake.stats.already_held == 1 and len(ledger.committed) == 20
+
+
+async def test_a_tap_follows_a_transfer_to_its_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("logferry.store.file_intake.SYNC_BYTES", 4096)
+    tap = Tap()
+    intake = FileIntake(ContentStore(tmp_path), FakeLedger(), tap)
+    assert await intake.file_offered(PEER, OFFER) == 0
+    for offset in range(0, len(DATA), 8192):
+        await intake.file_chunk(PEER, FileChunk("dev/files", 1, offset, DATA[offset : offset + 8192]))
+        await asyncio.sleep(0.01)  # the background sync
+    assert ("durable", 8192) in tap.events
+    await intake.file_finished(PEER, FileDone("dev/files", 1, SHA))
+    assert tap.events[0] == ("opened", 0) and tap.events[-1] == ("ended", Outcome.STORED)
+    # another version whose Done does not match: bad, never stored
+    tap.events.clear()
+    other = FileOffer("dev/files", 2, "b.bin", 10, 5, SHA)
+    await intake.file_offered(PEER, other)
+    await intake.file_chunk(PEER, FileChunk("dev/files", 2, 0, b"0123456789"))
+    with pytest.raises(BatchRefused):
+        await intake.file_finished(PEER, FileDone("dev/files", 2, bytes(32)))
+    assert tap.events[-1] == ("ended", Outcome.BAD)
+    # a transfer whose sender goes away is detached; its partial stays for the resume
+    await intake.file_offered(PEER, FileOffer("dev/files", 3, "c.bin", 10, 5, SHA))
+    await intake.file_chunk(PEER, FileChunk("dev/files", 3, 0, b"01234"))
+    intake.peer_closed(PEER)
+    assert tap.events[-1] == ("ended", Outcome.DETACHED)
+    assert await intake.file_offered(PEER, FileOffer("dev/files", 3, "c.bin", 10, 5, SHA)) == 5
+    await intake.file_cancelled(PEER, FileCancel("dev/files", 3, True))  # discard: the partial goes
+    assert tap.events[-1] == ("ended", Outcome.BAD)
+    assert not list(intake.content.partials.glob("*3.*.part"))
+
+
+async def test_a_live_file_gives_what_is_durable_and_says_how_it_ended(tmp_path: Path) -> None:
+    live = LiveFile(OFFER, tmp_path / "p", durable=0)
+    waiting = asyncio.ensure_future(live.readable(0))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # nothing durable yet: the forwarder waits
+    live.grew(4096)
+    assert await waiting == 4096
+    verified = asyncio.ensure_future(live.verified())
+    live.end(Outcome.STORED)
+    await verified
+    assert await live.readable(5000) == len(DATA)
+    bad = LiveFile(OFFER, tmp_path / "p", durable=100)
+    bad.end(Outcome.BAD)
+    with pytest.raises(FileAbandoned) as info:
+        await bad.readable(100)
+    assert info.value.discard
+    gone = LiveFile(OFFER, tmp_path / "p", durable=100)
+    assert await gone.readable(0) == 100  # what is durable can still be sent
+    gone.end(Outcome.DETACHED)
+    with pytest.raises(FileAbandoned) as info:
+        await gone.verified()
+    assert not info.value.discard
