@@ -16,6 +16,7 @@ from pathlib import Path
 from logferry import __version__
 from logferry.cli_admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
 from logferry.cli_certs import add_certs_parser, run_certs
+from logferry.cli_users import add_users_parser, run_users
 from logferry.config import AgentConfig, StdinInput, TailInput, check_file, example_text, load
 from logferry.config.schema import Role
 from logferry.errors import ConfigError, LogferryError
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=int, default=200, help="lines per second per device")
     add_admin_parsers(sub)  # status, held, missing, reconcile, audit: through a running role's REST API
     add_certs_parser(sub)  # certs init|issue: a private CA and TLS certificates for a site
+    add_users_parser(sub)  # users hash|token|add: what a [[relay.users]] table needs
     return parser
 
 
@@ -156,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if report.ok else EXIT_USAGE
         if args.command == "certs":
             return run_certs(args)
+        if args.command == "users":
+            return run_users(args)
         if args.command in ADMIN_COMMANDS:
             return run_admin(args)
         if args.command == "demo":

@@ -25,7 +25,7 @@ allow_unknown_devices compression outbox_keep_bytes reconcile_interval_s resend_
 syslog_listen syslog_max_message_bytes line_listen line_max_message_bytes line_idle_s line_reply
 line_invalid_reply tls_cert tls_key tls_client_ca tls_client_auth collector_tls collector_ca collector_cert
 collector_key collector_server_name syslog_tls_listen syslog_tls_cert syslog_tls_key syslog_tls_client_ca
-syslog_tls_client_auth"""
+syslog_tls_client_auth users session_idle_s session_ttl_s"""
 ADDR = '"host:port" (IPv6 as "[::1]:5170"; port 0-65535, 0 lets the OS pick)'
 
 # (role, file text, the problems `logferry config check` prints, with FILE standing for the path)

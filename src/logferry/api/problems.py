@@ -1,9 +1,10 @@
 """The one error body of the API, and the handlers that turn every failure into it.
 
 Every error answer is ``{"error": what is wrong, "hint": what to do, "status": code}``. Bad input is a 400
-(never FastAPI's 422 and never a 500), an unknown item a 404, a missing or wrong token a 401, an action on
-items that changed meanwhile a 409, a store that cannot answer a 503. The OpenAPI spec says so too:
-:func:`fix_openapi` replaces the documented 422 with these, so a schema checker sees what really comes back.
+(never FastAPI's 422 and never a 500), an unknown item a 404, a missing or wrong token a 401, a viewer's
+write a 403, an action on items that changed meanwhile a 409, a store that cannot answer a 503. The OpenAPI
+spec says so too: :func:`fix_openapi` replaces the documented 422 with these, so a schema checker sees what
+really comes back.
 
 This module must never leak a traceback or an internal path to a client: unexpected exceptions are logged
 here and answered with a generic 500 that says where to look.
@@ -98,7 +99,8 @@ def install_handlers(app: FastAPI) -> None:
 
 ERROR_STATUSES = {
     400: "bad input: the error names the parameter",
-    401: "a bearer token is required (api_token) and was missing or wrong",
+    401: "a bearer token is required (api_token or a user's token) and was missing or wrong",
+    403: "the token's user is a viewer: only an operator may act; nothing was done",
     404: "no such item",
     409: "the items changed since they were listed",
     503: "the store could not answer",

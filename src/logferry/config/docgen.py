@@ -25,6 +25,7 @@ from logferry.config.schema import (
     RelayConfig,
     StdinInput,
     TailInput,
+    UserConfig,
 )
 from logferry.config.validate import describe
 from logferry.pipeline.rule_config import RuleConfig
@@ -36,7 +37,9 @@ TABLES: dict[str, tuple[str, type[msgspec.Struct]]] = {
     "agent.inputs.files": ('[[agent.inputs]] type = "files"', FilesInput),
     "relay": ("[relay]", RelayConfig),
     "relay.rules": ("[[relay.rules]]", RuleConfig),
+    "relay.users": ("[[relay.users]]", UserConfig),
     "collector": ("[collector]", CollectorConfig),
+    "collector.users": ("[[collector.users]]", UserConfig),
 }
 
 _BLOCK = re.compile(

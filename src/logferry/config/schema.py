@@ -20,6 +20,7 @@ import msgspec
 
 from logferry.inputs.tail_config import TailConfig
 from logferry.pipeline.rule_config import Action, RuleConfig
+from logferry.users.roles import Role as UserRole
 
 MiB = 1024 * 1024
 
@@ -137,7 +138,7 @@ class FilesInput(_Section, tag_field="type", tag="files"):
     ] = 2.0
     chunk_bytes: Annotated[
         int, opt("Bytes per chunk on the wire (capped below the relay's frame limit).", ge=4096)
-    ] = 1 * MiB
+    ] = 4 * MiB
     delete_after: Annotated[
         bool, opt("Delete a file once the relay acknowledged it (exclusive with move_to).")
     ] = False
@@ -215,6 +216,34 @@ class AgentConfig(_Section):
     inputs: Annotated[list[Input], opt('[[agent.inputs]] tables; type = "tail", "stdin" or "files".')] = []
 
 
+class UserConfig(_Section):
+    """``[[relay.users]]`` / ``[[collector.users]]``: a person who may sign in to the console and use the API.
+
+    Only hashes are kept here: ``logferry users add NAME --role ROLE`` prints a whole table (it asks for the
+    password), ``logferry users hash`` one password hash, ``logferry users token`` a new API token and its
+    digest.
+    """
+
+    name: Annotated[str, opt("Name to sign in with; the audit log records it.", min_length=1)]
+    role: Annotated[
+        UserRole, opt("viewer (reads only) or operator (may also release, delete, resend, acknowledge).")
+    ]
+    password_hash: Annotated[
+        str,
+        opt(
+            "argon2id hash of the password (`$argon2id$...`), from `logferry users hash`.",
+            kind="password_hash",
+        ),
+    ]
+    api_token_hash: Annotated[
+        str,
+        opt(
+            'Digest (`sha256:...`) of this user\'s own API token, from `logferry users token`. "": none.',
+            kind="token_hash",
+        ),
+    ] = ""
+
+
 class _ServerSection(_Section):
     """Options shared by the two servers (relay and collector)."""
 
@@ -241,11 +270,27 @@ class _ServerSection(_Section):
     shutdown_timeout_s: Annotated[float, opt("Seconds to finish in-flight work on shutdown.", ge=0)] = 10.0
     api_token: Annotated[
         str,
-        opt("Bearer token the REST API requires (every route but /api/health). Empty: no token required."),
+        opt(
+            "Bearer token of the REST API with an operator's rights, for scripts and the CLI (every route "
+            "but /api/health then needs one). Without users it also keeps the console closed. Empty: none."
+        ),
     ] = ""
     api_token_file: Annotated[
         str, opt("File holding the API token. Exclusive with api_token.", kind="file")
     ] = ""
+    users: Annotated[
+        list[UserConfig],
+        opt(
+            "[[relay.users]] / [[collector.users]] tables: who may sign in to the console and call the API, "
+            "each as viewer or operator. With users, every console page needs a sign-in and the API a token."
+        ),
+    ] = []
+    session_idle_s: Annotated[
+        float, opt("A console session ends after this many seconds without use (sign in again).", gt=0)
+    ] = 1800.0
+    session_ttl_s: Annotated[
+        float, opt("A console session ends this many seconds after sign-in, however busy.", gt=0)
+    ] = 43200.0
     tls_cert: Annotated[
         str,
         opt("PEM certificate (chain) of the logferry/1 port; set with tls_key to turn TLS on.", kind="file"),
@@ -450,6 +495,48 @@ class CollectorConfig(_ServerSection):
             ge=0,
         ),
     ] = 10.0
+    file_rehash_interval_s: Annotated[
+        float,
+        opt(
+            "Re-hash every stored file's content this often (a full scrub: finds damage that kept size and "
+            "mtime, which reconciliation then reports); the first one this long after the start; 0: never.",
+            ge=0,
+        ),
+    ] = 86400.0
+    analysis_enabled: Annotated[
+        bool, opt("Mine message templates and error rates from stored records (the Analysis page).")
+    ] = True
+    analysis_interval_s: Annotated[
+        float,
+        opt("Once caught up: how often analysis looks for new records and judges quiet sources.", gt=0),
+    ] = 5.0
+    analysis_batch_rows: Annotated[int, opt("Records mined per analysis transaction.", ge=1)] = 2000
+    analysis_window_s: Annotated[
+        int, opt("Width of the error-rate windows per source (record time).", ge=1)
+    ] = 60
+    analysis_baseline_windows: Annotated[
+        int, opt("An error rate is compared with the rate over this many windows before it.", ge=1)
+    ] = 30
+    analysis_error_rate_factor: Annotated[
+        float, opt("Alert when a window's error rate is more than this many times its baseline ...", gt=0)
+    ] = 3.0
+    analysis_error_rate_min: Annotated[
+        float, opt("... and at least this share of the window's records (0-1).", ge=0)
+    ] = 0.05
+    analysis_min_window_records: Annotated[
+        int, opt("Windows (and baselines) with fewer records never alert.", ge=1)
+    ] = 20
+    analysis_warmup_records: Annotated[
+        int, opt("Templates found in the first records mined raise no new-template alert.", ge=0)
+    ] = 1000
+    drain_similarity: Annotated[
+        float, opt("Drain: how similar (0-1) a message must be to a template to join it.", ge=0)
+    ] = 0.4
+    drain_depth: Annotated[int, opt("Drain: depth of the template tree (at least 3).", ge=3)] = 4
+    drain_max_children: Annotated[int, opt("Drain: children per tree node at most.", ge=2)] = 100
+    drain_max_clusters: Annotated[
+        int, opt("Drain: templates kept in memory at most (least recently used go first).", ge=1)
+    ] = 10_000
 
     def accepts_unknown_relays(self) -> bool:
         """The effective allow_unknown_relays: open when no relay is listed, closed once one is."""

@@ -29,6 +29,7 @@ from logferry.config.schema import CONFIG_TYPES, AgentConfig, AnyConfig, ClientA
 from logferry.errors import ConfigError
 from logferry.pipeline.redact import compile_regex
 from logferry.pipeline.rules import RuleSet
+from logferry.users.credentials import password_hash_problem, token_hash_problem, user_problems
 
 _SCALARS = {str: ("a string", "strings"), int: ("an integer", "integers"), float: ("a number", "numbers"),
             bool: ("true or false", "booleans")}  # fmt: skip
@@ -93,6 +94,10 @@ def describe(tp: Any, plural: bool = False) -> str:
         text = "a regex"
     elif kind == "file":
         text = "a file path"
+    elif kind == "password_hash":
+        text = 'an argon2id hash ("$argon2id$…")'
+    elif kind == "token_hash":
+        text = '"sha256:<hex>" or ""'
     else:
         text = _SCALARS.get(base, (str(base), str(base)))[1 if plural else 0]
     if meta is not None:
@@ -216,6 +221,10 @@ def _check_kind(value: str, kind: str, key: str, out: Problems) -> None:
         compiled = compile_regex(value)
         if isinstance(compiled, str):
             out.add(key, f"invalid regex: {compiled} (regex: {value!r})")
+    elif kind in ("password_hash", "token_hash"):  # the messages never repeat a hash
+        problem = password_hash_problem(value) if kind == "password_hash" else token_hash_problem(value)
+        if problem is not None:
+            out.add(key, problem)
 
 
 def _cross_checks(cfg: AnyConfig, role: Role, out: Problems) -> None:
@@ -241,6 +250,9 @@ def _cross_checks(cfg: AnyConfig, role: Role, out: Problems) -> None:
             )
     for key, message in tls_problems(cfg):
         out.add(key, message)
+    if not isinstance(cfg, AgentConfig):
+        for key, message in user_problems(cfg.users, r):
+            out.add(key, message)
     if isinstance(cfg, RelayConfig):
         _, problems = RuleSet.compile(cfg.rules, cfg.default_action, out.path, f"{r}.rules")
         out.items.extend(problems)

@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from nicegui import ui
 
 from logferry import __version__
+from logferry.console import access
 from logferry.console.i18n import LOCALES, current, register, t
 from logferry.model import Level
+from logferry.users.roles import Person, Role
 
 PAGE_SIZE = 50  # rows per table page
 NS = 1_000_000_000
@@ -29,12 +31,12 @@ def level_options() -> dict[str, str]:
     }
 
 
-RELAY_PAGES = (("/", "Overview"), ("/held", "Held"), ("/missing", "Missing"))
-COLLECTOR_PAGES = (("/", "Search"),)
+RELAY_PAGES = (("/", "Overview"), ("/held", "Held"), ("/missing", "Missing"), ("/audit", "Audit"))
+COLLECTOR_PAGES = (("/", "Search"), ("/analysis", "Analysis"), ("/files", "Files"))
 
 
-def header(role: str, name: str, pages: tuple[tuple[str, str], ...]) -> None:
-    """The bar on top of every page: which daemon this is, and its pages."""
+def header(role: str, name: str, pages: tuple[tuple[str, str], ...], person: Person | None = None) -> None:
+    """The bar on top of every page: which daemon this is, its pages and, with sign-in, who is signed in."""
     with ui.header().classes("items-center gap-6 bg-slate-800 text-white px-4 py-2"):
         ui.label(f"logferry {role}").classes("text-lg font-bold")
         ui.label(name).classes("text-sm opacity-80").mark("daemon-name")
@@ -43,8 +45,22 @@ def header(role: str, name: str, pages: tuple[tuple[str, str], ...]) -> None:
                 link = ui.link(t(title), path).classes("text-white no-underline hover:underline")
                 link.mark(f"nav-{title}")
         ui.space()
+        if person is not None and person.signed_in:
+            signed_in(person)
         language_switch()
         ui.label(f"v{__version__}").classes("text-xs opacity-70")
+
+
+def signed_in(person: Person) -> None:
+    """Who is signed in, their role, and the way out (the session ends on the server at once)."""
+    with ui.row().classes("items-center gap-2 text-sm"):
+        ui.icon("person").classes("opacity-80")
+        ui.label(person.name).classes("font-semibold").mark("signed-in-name")
+        role = t("operator") if person.role is Role.OPERATOR else t("viewer")
+        ui.label(f"({role})").classes("opacity-80").mark("signed-in-role")
+        ui.button(t("Sign out"), on_click=access.sign_out).props(
+            "flat dense no-caps size=sm color=white"
+        ).mark("sign-out")
 
 
 def language_switch() -> None:
@@ -56,9 +72,13 @@ def language_switch() -> None:
                 ui.label(label).classes("font-semibold").mark(f"locale-{code}-current")
                 continue
 
-            async def switch(code: str = code) -> None:
-                path = await ui.run_javascript("window.location.pathname")
-                ui.navigate.to(f"/_locale/{code}?next={path if isinstance(path, str) else '/'}")
+            def switch(code: str = code) -> None:
+                # a full page load (not ui.navigate, which stays inside the sub-page router): the cookie is
+                # set by a server route, and every page is rebuilt in the new language
+                ui.run_javascript(
+                    f"window.location.assign('/_locale/{code}?next=' + "
+                    "encodeURIComponent(window.location.pathname))"
+                )
 
             ui.button(label, on_click=switch).props("flat dense no-caps size=sm color=white").mark(
                 f"locale-{code}"
@@ -136,12 +156,18 @@ register(
         "Overview": "개요",
         "Held": "보류",
         "Missing": "누락",
+        "Audit": "감사",
         "Search": "검색",
+        "Analysis": "분석",
+        "Files": "파일",
         "any level": "모든 수준",
         "{level} or worse": "{level} 이상",
         "nothing matches": "일치하는 항목 없음",
         "no more items after {offset}": "{offset}번 이후 항목 없음",
         "{span} of {total}": "{span} / 전체 {total}",
         "Cancel": "취소",
+        "operator": "운영자",
+        "viewer": "조회자",
+        "Sign out": "로그아웃",
     },
 )
