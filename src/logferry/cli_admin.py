@@ -1,5 +1,5 @@
 """The operator commands of ``logferry``: ``status``, ``held list|show|release|delete``,
-``missing list|resend|ack``, ``reconcile``, ``audit``.
+``missing list|resend|ack|ask``, ``reconcile``, ``audit``.
 
 They talk to a running role's REST API (docs/API.md) — the relay's by default (http://127.0.0.1:8170), the
 collector's with ``status --collector`` or ``--api`` — and print human tables, or the API's JSON with
@@ -92,6 +92,7 @@ def add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _common(listing)
     _filters(listing)
     _paging(listing)
+    listing.add_argument("--kind", choices=("record", "file"), help="only held records, or only held files")
     show = held_sub.add_parser("show", help="show one held item")
     _common(show)
     show.add_argument("key", metavar="SOURCE:SEQ")
@@ -106,6 +107,10 @@ def add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     audit = sub.add_parser("audit", help="show the audit log of operator actions")
     _common(audit)
     audit.add_argument("--q", help="substring of operator, action or target")
+    audit.add_argument("--action", help="an action (held.release) or a prefix ending in '.' (held.)")
+    audit.add_argument("--by", help="only this operator's actions")
+    audit.add_argument("--since", help="at or after: ISO 8601 or epoch seconds")
+    audit.add_argument("--until", help="before: ISO 8601 or epoch seconds")
     _paging(audit)
 
 
@@ -128,6 +133,12 @@ def _add_missing_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
         _common(act)
         act.add_argument("ids", nargs="+", type=entry_id, metavar="ID", help="entry ids from `missing list`")
         act.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    ask = missing_sub.add_parser(
+        "ask", help="ask a connected agent to resend seqs it never delivered: a ResendRequest now (audited)"
+    )
+    _common(ask)
+    ask.add_argument("ids", nargs="*", type=entry_id, metavar="ID", help="missing_at_device entry ids")
+    ask.add_argument("--source", help="ask this agent for every hole in its seqs")
     reconcile = sub.add_parser("reconcile", help="reconcile the relay with the collector now (audited)")
     _common(reconcile)
     reconcile.add_argument("--last", action="store_true", help="show the last run instead of running one")
@@ -169,6 +180,7 @@ def _status(api: ApiClient, args: argparse.Namespace) -> int:
         lines = [f"relay {s['name']} (logferry {s['version']}), up {s['uptime_s']:.0f}s",
                  f"  collector {link['address']}: {state}",
                  f"  devices connected {s['devices_connected']}  held {s['held']:,}"
+                 f" ({s.get('held_records', s['held']):,} records, {s.get('held_files', 0):,} files)"
                  f"  outbox {s['outbox']['records']:,} records in {s['outbox']['batches']:,} batches",
                  f"  {totals}"]  # fmt: skip
     _print(args, s, "\n".join(lines))
@@ -191,7 +203,8 @@ def _held_rows(items: list[dict[str, Any]]) -> list[list[str]]:
 def _held(api: ApiClient, args: argparse.Namespace) -> int:
     cmd = args.held_command
     if cmd == "list":
-        page = api.get("/api/held", {**_filter_of(args), "limit": args.limit, "offset": args.offset})
+        kind = {"kind": args.kind} if args.kind else {}
+        page = api.get("/api/held", {**_filter_of(args), **kind, "limit": args.limit, "offset": args.offset})
         shown = f"{args.offset + 1}-{args.offset + len(page['items'])}" if page["items"] else "none"
         human = _table(_held_rows(page["items"]), ["ID", "TIME", "LEVEL", "RULE", "MESSAGE"])
         _print(args, page, f"{human}\n{shown} of {page['total']} held")
@@ -260,6 +273,8 @@ def _missing(api: ApiClient, args: argparse.Namespace) -> int:
         shown = f"{args.offset + 1}-{args.offset + len(page['items'])}" if page["items"] else "none"
         _print(args, page, f"{human}\n{shown} of {page['total']} entries")
         return 0
+    if cmd == "ask":
+        return _ask(api, args)
     ids = list(dict.fromkeys(args.ids))
     shown = ", ".join(map(str, ids[:20])) + (" …" if len(ids) > 20 else "")
     verb = "resend" if cmd == "resend" else "acknowledge"
@@ -279,6 +294,19 @@ def _missing(api: ApiClient, args: argparse.Namespace) -> int:
         if result["acknowledged"] < len(ids):
             human += "\nthe others were already acknowledged or resolved"
     _print(args, result, human)
+    return 0
+
+
+def _ask(api: ApiClient, args: argparse.Namespace) -> int:
+    """``missing ask [ID…] [--source S]``: no confirmation — asking moves nothing, the agent just resends."""
+    if not args.ids and not args.source:
+        raise UsageError("name missing_at_device entry ids, or --source for every hole of that agent")
+    body: dict[str, Any] = {"ids": list(dict.fromkeys(args.ids))}
+    if args.source:
+        body["source"] = args.source
+    result = api.post("/api/missing/ask", body)
+    asked = "; ".join(f"{s}: " + ", ".join(f"{lo}-{hi}" for lo, hi in r) for s, r in result["ranges"].items())
+    _print(args, result, f"asked for {result['seqs']:,} seq(s) — {asked} (audit #{result['audit_id']})")
     return 0
 
 
@@ -313,7 +341,9 @@ def _reconcile(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _audit(api: ApiClient, args: argparse.Namespace) -> int:
-    page = api.get("/api/audit", {"q": args.q, "limit": args.limit, "offset": args.offset})
+    params = {"q": args.q, "action": args.action, "operator": args.by, "since": args.since,
+              "until": args.until, "limit": args.limit, "offset": args.offset}  # fmt: skip
+    page = api.get("/api/audit", params)
     rows = [[str(e["id"]), e["at"][:19], e["operator"], e["action"], e["state"], str(e["count"] or 0),
              json.dumps(e["target"], ensure_ascii=False)[:60]] for e in page["items"]]  # fmt: skip
     human = _table(rows, ["ID", "AT (UTC)", "OPERATOR", "ACTION", "STATE", "COUNT", "TARGET"])

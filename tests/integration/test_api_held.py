@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from tests.integration.api_chain import ApiChain, call, cli, cli_json, get_json, start_api_chain
 from tests.integration.pipeline import write_lines
@@ -36,6 +38,10 @@ def test_review_release_delete_and_audit(procs: Procs, tmp_path: Path) -> None:
     assert held_total(chain, q="N=13", source="dev-a") == 1  # substring, case-insensitive
     assert held_total(chain, level="info") == 15 and held_total(chain, level="warning") == 0
     assert held_total(chain, since="2000-01-01T00:00:00Z", until="2100-01-01") == 15
+    hour_ago, in_an_hour = str(int(time.time()) - 3600), str(int(time.time()) + 3600)
+    assert held_total(chain, since=hour_ago) == 15 and held_total(chain, since=in_an_hour) == 0
+    assert held_total(chain, until=hour_ago, source="dev-a") == 0
+    assert held_total(chain, since="2999-01-01") == 0  # past what 64-bit ns hold: no bound, not a 500
     page = get_json(api + "/api/held", source="dev-a", limit=4, offset=8)
     assert (page["total"], len(page["items"])) == (10, 2)
     one = get_json(api + "/api/held/dev-a/13")
@@ -102,3 +108,44 @@ def test_review_release_delete_and_audit(procs: Procs, tmp_path: Path) -> None:
     assert human.returncode == 0 and "held 6" in human.stdout
     collector = cli_json("status", "--api", chain.collector_api)
     assert collector["role"] == "collector" and collector["records"] >= 7
+
+
+def test_rates_lag_and_time_bounded_bulk_action(procs: Procs, tmp_path: Path) -> None:
+    chain = start_api_chain(procs, tmp_path)
+    feed(chain)
+    api = chain.relay_api
+
+    def rates() -> dict[str, Any]:
+        answer: dict[str, Any] = get_json(api + "/api/rates")
+        return answer
+
+    # 150 lines came in; what went out (not held, not dropped) is counted when the collector acknowledged it.
+    totals = get_json(api + "/api/status")["fate_totals"]
+    out = totals["forwarded"] + totals["redacted"]
+    assert 0 < out < 135 and totals["held"] == 15
+    wait_until(lambda: rates()["totals"]["records_out"] == out, 20, f"{out} records acked by the collector")
+    wait_until(lambda: len(rates()["history"]) >= 2, 10, "two rate samples")
+    now = rates()
+    assert now["totals"]["records_in"] == 150 and now["totals"]["bytes_in"] > 0
+    assert sum(r["records_in"] for r in now["history"]) >= 0 and now["interval_s"] == 2.0
+    assert now["lag"] == {"oldest_unacked_at": None, "oldest_unacked_ns": None, "lag_s": 0.0, "records": 0}
+    status = get_json(api + "/api/status")
+    assert set(status["rates"]) >= {"records_in", "bytes_in", "records_out", "bytes_out"}
+    assert status["lag"]["lag_s"] == 0.0
+    metrics = call("GET", api + "/metrics").text
+    assert "logferry_relay_input_records_total 150.0" in metrics
+    assert f"logferry_relay_forwarded_records_total {out}.0" in metrics
+    assert "logferry_relay_collector_lag_seconds 0.0" in metrics
+    assert call("GET", api + "/api/rates", seconds="0").status_code == 400
+
+    # A bulk action bounded in time moves only that span: nothing was held before an hour ago.
+    old = call("POST", api + "/api/held/delete", {"filter": {"until": str(int(time.time()) - 3600)}}).json()
+    assert old["count"] == 0 and held_total(chain) == 15
+    recent = call("POST", api + "/api/held/release", {"filter": {"since": str(int(time.time()) - 3600),
+                  "source": "dev-b"}}, operator="kim").json()  # fmt: skip
+    assert recent["count"] == 5 and held_total(chain) == 10
+    [entry] = get_json(api + "/api/audit", action="held.release", operator="kim")["items"]
+    assert entry["target"]["filter"]["source"] == "dev-b" and "since" in entry["target"]["filter"]
+    assert get_json(api + "/api/audit", action="held.")["total"] == 2
+    assert get_json(api + "/api/audit", since="2999-01-01")["total"] == 0
+    assert call("GET", api + "/api/audit", since="2026-02-01", until="2026-01-01").status_code == 400

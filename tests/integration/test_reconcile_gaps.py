@@ -10,6 +10,7 @@ from pathlib import Path
 from logferry.model import encode_body, make_record
 from logferry.protocol.connection import Acked, ClientConnection, Opened, ResendRequested
 from logferry.protocol.messages import Batch, PeerRole
+from tests.integration.api_chain import call, cli, cli_json, get_json
 from tests.integration.procs import Procs, query, wait_until
 from tests.integration.reconcile_chain import FREE_PORTS
 
@@ -76,3 +77,57 @@ def test_relay_asks_for_skipped_seqs_and_lists_what_the_agent_lost(procs: Procs,
         assert spans == [(1, 10), (11, 15), (21, 30)]
     finally:
         agent.close()
+
+
+def test_operator_asks_the_device_through_api_and_cli(procs: Procs, tmp_path: Path) -> None:
+    collector = procs.start("collector", "--data", str(tmp_path / "c"), "--listen", "127.0.0.1:0",
+                            "--api-listen", "127.0.0.1:0")  # fmt: skip
+    relay = procs.start("relay", "--data", str(tmp_path / "r"), "--listen", "127.0.0.1:0", "--collector",
+                        collector.address(), *FREE_PORTS)  # fmt: skip
+    api = "http://" + relay.address("api")
+    agent = SkippingAgent(relay.address(), "dev-ask")
+    try:
+        agent.send(1, 10)
+        assert isinstance(agent.next_event(), Acked)
+        agent.send(21, 30)
+        assert isinstance(agent.next_event(), Acked)
+        first = agent.next_event()
+        assert isinstance(first, ResendRequested) and first.request.ranges == [(11, 20)]
+        agent.sock.sendall(agent.conn.unavailable(first.request.request_id, [(11, 20)], time.monotonic()))
+        wait_until(lambda: get_json(api + "/api/missing", kind="missing_at_device")["total"] == 1, 10,
+                   "the device gap listed")  # fmt: skip
+        [entry] = get_json(api + "/api/missing", kind="missing_at_device")["items"]
+
+        # The spool was restored: the operator asks the device again, by the entry's id (REST).
+        asked = call("POST", api + "/api/missing/ask", {"ids": [entry["id"]]}, operator="kim")
+        assert asked.status_code == 200, asked.text
+        assert asked.json()["ranges"] == {"dev-ask": [[11, 20]]} and asked.json()["seqs"] == 10
+        request = agent.next_event()
+        assert isinstance(request, ResendRequested) and request.request.ranges == [(11, 20)]
+        agent.send(11, 20)
+        assert isinstance(agent.next_event(), Acked)
+        wait_until(lambda: get_json(api + "/api/status")["acked_through"]["dev-ask"] == 30, 10, "no hole")
+
+        # A new hole; the CLI asks for every hole of the source.
+        agent.send(41, 45)
+        assert isinstance(agent.next_event(), Acked)  # no request of its own yet: asked < retry_s ago
+        out = cli_json("missing", "ask", "--source", "dev-ask", "--api", api, "--operator", "lee")
+        assert out["ranges"] == {"dev-ask": [[31, 40]]}
+        again = agent.next_event()
+        assert isinstance(again, ResendRequested) and again.request.ranges == [(31, 40)]
+        human = cli("missing", "ask", "--api", api)
+        assert human.returncode == 2 and "--source" in human.stderr
+    finally:
+        agent.close()
+
+    # The device is gone: nothing can be asked, and the answer says why.
+    wait_until(lambda: get_json(api + "/api/devices")["items"] == [], 10, "the device disconnected")
+    gone = call("POST", api + "/api/missing/ask", {"source": "dev-ask"})
+    assert gone.status_code == 409 and "not connected" in gone.json()["error"]
+    assert call("POST", api + "/api/missing/ask", {}).status_code == 400
+    audit = get_json(api + "/api/audit", action="missing.ask")["items"]
+    assert [(e["operator"], e["state"], e["count"]) for e in audit] == [
+        ("anonymous", "failed", 0),
+        ("lee", "done", 10),
+        ("kim", "done", 10),
+    ]

@@ -8,7 +8,9 @@ audits it (operator "console"); selected keys that are no longer held change not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from nicegui.testing.user_simulation import user_simulation
 
 from logferry.api.launch import RelayView
 from logferry.config import RelayConfig
-from logferry.console import actions
+from logferry.console import access, actions, held
 from logferry.console.actions import HeldVerb, HeldView, StaleKeys
 from logferry.console.mount import relay_root
 from logferry.model import Fate, Level, make_record
@@ -73,18 +75,30 @@ def table_rows(user: User, marker: str) -> list[dict[str, Any]]:
     return list(table.rows)
 
 
+async def rows_when(
+    user: User, marker: str, ok: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 3.0
+) -> list[dict[str, Any]]:
+    """The table's rows once ``ok`` holds: a refresh runs after the click returns."""
+    deadline = time.monotonic() + timeout_s
+    while not ok(rows := table_rows(user, marker)):
+        assert time.monotonic() < deadline, f"{marker} rows never matched: {rows}"
+        await asyncio.sleep(0.02)
+    return rows
+
+
 async def test_actions_audit_like_the_rest_route_and_refuse_stale_keys(view: RelayView) -> None:
     assert await actions.held_count(view, HeldView()) == 4
     assert await actions.held_count(view, HeldView(rule="hold-cards", level="error")) == 2
     choices = await actions.held_choices(view)
     assert (choices.rules, choices.sources) == (["hold-cards", "hold-secrets"], ["edge-1", "edge-2"])
 
-    assert await actions.settle_held(view, HeldVerb.RELEASE, [("edge-1", 3), ("edge-1", 3)]) == 1
-    with pytest.raises(StaleKeys, match="1 of 2 selected items are not held any more"):
-        await actions.settle_held(view, HeldVerb.DELETE, [("edge-1", 3), ("edge-1", 4)])
+    assert await actions.settle_held(view, HeldVerb.RELEASE, [("edge-1", 3), ("edge-1", 3)], "console") == 1
+    with pytest.raises(StaleKeys, match="1 of 2 items are not held any more"):
+        await actions.settle_held(view, HeldVerb.DELETE, [("edge-1", 3), ("edge-1", 4)], "console")
     assert await actions.held_count(view, HeldView()) == 3  # the stale action moved nothing
 
-    assert await actions.settle_held(view, HeldVerb.DELETE, HeldView(source="edge-2", q="order=c3")) == 1
+    chosen = HeldView(source="edge-2", q="order=c3")
+    assert await actions.settle_held(view, HeldVerb.DELETE, chosen, "console") == 1
     entries = await view.audit.page()
     assert [(e.operator, e.action, e.state.value, e.count, e.target) for e in entries] == [
         ("console", "held.delete", "done", 1, {"filter": {"source": "edge-2", "q": "order=c3"}}),
@@ -157,3 +171,67 @@ async def test_overview_shows_the_journal_figures(view: RelayView) -> None:
         await user.should_see(marker="stat-held", content="4")
         [edge1, _edge2] = table_rows(user, "fates-table")
         assert (edge1["source"], edge1["held"], edge1["forwarded"]) == ("edge-1", 3, 1)
+
+
+async def test_held_time_filter_quick_range_and_detail_with_redaction(view: RelayView) -> None:
+    base = 1_764_064_800 * 1_000_000_000  # 2025-11-25T10:00:00Z
+    at = [base, base + 3_600 * 10**9, time.time_ns() - 60 * 10**9]  # 10:00, 11:00, a minute ago
+    await view.journal.commit("edge-3", [
+        Decision(make_record(i + 1, ts, int(Level.ERROR), "host-t", "/t.log", f"timed {i} password=hunter2",
+                             {"user": "kim"}), Fate.HELD, "hold-timed")
+        for i, ts in enumerate(at)
+    ])  # fmt: skip
+    async with user_simulation(root=relay_root(view)) as user:
+        await user.open("/held")
+        await user.should_see("1–7 of 7")
+        user.find(marker="held-since").type("2025-11-25T10:30:00Z")
+        user.find(marker="held-until").type("2025-11-25T12:00:00")
+        user.find(marker="held-search").click()
+        await user.should_see("1–1 of 1")
+        assert [r["key"] for r in table_rows(user, "held-table")] == ["edge-3:2"]
+
+        user.find(marker="held-until").clear().type("yesterday")
+        user.find(marker="held-search").click()
+        await user.should_see("is not a time")
+        user.find(marker="held-until").clear()
+        user.find(marker="held-since").clear()
+        user.find(marker="held-quick").click()
+        user.find("last hour").click()
+        user.find(marker="held-search").click()
+        [recent] = await rows_when(user, "held-table", lambda rows: [r["key"] for r in rows] == ["edge-3:3"])
+
+        user.find(marker="held-table").trigger("rowClick", [{}, recent, 0])
+        await user.should_see(marker="held-detail")
+        await user.should_see("hold-timed")
+        await user.should_see("user = kim")
+        await user.should_see("timed 2 password=hunter2")
+        await user.should_see("releasing it forwards it unredacted")
+
+        user.find(marker="delete-matching").click()
+        await user.should_see("Delete for good 1 held item (all matching the filter)?")
+        user.find(marker="confirm-ok").click()
+        await user.should_see("1 held item deleted (audited as console)")
+    [entry] = await view.audit.page()
+    assert entry.action == "held.delete" and entry.count == 1
+    assert set(entry.target["filter"]) == {"since"}  # the quick range is audited as the time it meant
+    assert await actions.held_count(view, HeldView(source="edge-3")) == 2
+
+
+async def test_a_viewer_cannot_release(view: RelayView, monkeypatch: pytest.MonkeyPatch) -> None:
+    viewer = access.Person("vera", access.Role.VIEWER)
+    monkeypatch.setattr(access, "who", lambda: viewer)
+    async with user_simulation(root=relay_root(view)) as user:
+        await user.open("/held")
+        await user.should_see("1–4 of 4")
+        [button] = user.find(marker="release-matching").elements
+        assert not button.enabled  # a courtesy; the handler's require_operator() is the rule
+        page_act = held.HeldPage(view)
+        page_act.refresh = _no_refresh  # type: ignore[method-assign]
+        await page_act.act(HeldVerb.RELEASE, HeldView())
+        await user.should_see("vera is a viewer")
+    assert await actions.held_count(view, HeldView()) == 4
+    assert await view.audit.page() == []
+
+
+async def _no_refresh() -> None:
+    return None

@@ -22,11 +22,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from logferry.api.rates import RateHistory, Throughput
 from logferry.config import CollectorConfig, RelayConfig, parse_address, read_token
 from logferry.errors import ConfigError, TransportError
 from logferry.transport.listener import bind_socket, format_address
 
 if TYPE_CHECKING:
+    from logferry.analysis.follower import Follower
+    from logferry.reconcile.gaps import AgentGaps
     from logferry.reconcile.relay_side import Reconciler
     from logferry.roles.server import PeerTable
     from logferry.store.audit import AuditLog
@@ -59,6 +62,15 @@ class RelayView(RoleView):
     sender: Sender
     config: RelayConfig
     reconciler: Reconciler  # reconcile now, the missing list and its operator actions
+    gaps: AgentGaps | None = None  # holes in agents' seqs; "ask the device" (None: no agents' port)
+    throughput: Throughput = field(default_factory=Throughput)  # records/bytes in and out since start
+    rates: RateHistory | None = None  # sampled rates of ``throughput`` (None until the role samples)
+
+    def rate_history(self) -> RateHistory:
+        """The sampled rates; a view built without one (tests, tools) gets an empty history of its own."""
+        if self.rates is None:
+            self.rates = RateHistory(self.throughput)
+        return self.rates
 
 
 @dataclass(kw_only=True)
@@ -66,6 +78,7 @@ class CollectorView(RoleView):
     store: RecordStore
     config: CollectorConfig
     files: FileManifests | None = None  # whole files: manifests and content (routes_files.py)
+    analysis: Follower | None = None  # templates, error rates, alerts (routes_analysis.py); None: off
 
 
 class RunningApi:

@@ -10,6 +10,7 @@ This module reads only; it must never change a store or keep figures of its own 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -19,9 +20,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from logferry.analysis import queries as analysis_queries
+from logferry.analysis.follower import Follower
 from logferry.api.auth import token_check
 from logferry.api.launch import CollectorView, RelayView, RoleView
 from logferry.api.problems import error_responses
+from logferry.api.rates import oldest_unacked_outbox_ns
 from logferry.model import Fate
 from logferry.store.missing import MissingKind, MissingState
 
@@ -113,6 +117,21 @@ async def relay_samples(view: RelayView) -> list[Sample]:
             1 if view.sender.status.connected else 0,
         ),
     ]
+    t = view.throughput
+    out += [
+        Sample("logferry_relay_input_records", "records received from agents, syslog and line since start",
+               t.records_in, counter=True),
+        Sample("logferry_relay_input_bytes", "bytes received from agents, syslog and line since start",
+               t.bytes_in, counter=True),
+        Sample("logferry_relay_forwarded_records", "records the collector acknowledged since start",
+               t.records_out, counter=True),
+        Sample("logferry_relay_forwarded_bytes", "outbox bytes the collector acknowledged since start",
+               t.bytes_out, counter=True),
+    ]  # fmt: skip
+    oldest = await view.journal.read_with(oldest_unacked_outbox_ns)
+    lag_s = 0.0 if oldest is None else max(0.0, (time.time_ns() - oldest) / 1e9)
+    lag_help = "age of the oldest outbox batch the collector has not acknowledged"
+    out.append(Sample("logferry_relay_collector_lag_seconds", lag_help, lag_s))
     missing = view.reconciler.missing
     for state in (MissingState.OPEN, MissingState.RESENT):  # live entries: settled ones are history
         for kind in MissingKind:
@@ -149,6 +168,26 @@ async def collector_samples(view: CollectorView) -> list[Sample]:
             "logferry_collector_inbox_bytes", "received bytes not yet stored as rows", view.store.inbox_bytes
         ),
     ]
+    if view.analysis is not None:
+        out += await analysis_samples(view.analysis)
+    return out
+
+
+async def analysis_samples(follower: Follower) -> list[Sample]:
+    """Analysis (analysis/): alerts by kind as stored (they are never deleted), templates, progress."""
+    status = await follower.store.read_with(analysis_queries.status)
+    out = [
+        Sample("logferry_collector_analysis_alerts", "analysis alerts raised, by kind", n, {"kind": kind},
+               counter=True)
+        for kind, n in sorted(status.alerts.items())
+    ]  # fmt: skip
+    out += [
+        Sample("logferry_collector_analysis_templates", "message templates mined", status.templates),
+        Sample("logferry_collector_analysis_mined_records", "records mined since start", follower.mined_total,
+               counter=True),
+        Sample("logferry_collector_analysis_lag_records", "stored records not mined yet",
+               await follower.lag()),
+    ]  # fmt: skip
     return out
 
 

@@ -54,7 +54,7 @@ def parse_time_ns(text: str | None, name: str) -> int | None:
     if seconds is not None:
         if not -_MAX_EPOCH_S <= seconds <= _MAX_EPOCH_S:
             raise ApiError(400, f"query parameter {name}: {value!r} is out of range", hint)
-        return int(seconds * NS)
+        return _clamp(int(seconds * NS))
     try:
         when = datetime.datetime.fromisoformat(value)
     except ValueError:
@@ -62,7 +62,13 @@ def parse_time_ns(text: str | None, name: str) -> int | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
     delta = when - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-    return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
+    return _clamp((delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000)
+
+
+def _clamp(ns: int) -> int:
+    """Times past 2262 (or before 1677) do not fit SQLite's 64-bit integers, and no record has one: a bound
+    there means "no bound", so it is clamped instead of overflowing in the store (a 500)."""
+    return max(-(2**63), min(ns, 2**63 - 1))
 
 
 def iso(ns: int) -> str:

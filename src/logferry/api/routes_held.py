@@ -3,10 +3,15 @@
 Release moves items to the outbox (fate RELEASED) and wakes the sender so they leave at once; delete purges
 them (fate PURGED). Both write the audit log first (who, what, the keys or the filter) and its outcome after
 (how many), so no item leaves the held store without an entry (promise 3). A bulk action by filter moves
-items in bounded transactions of :data:`CHUNK` until none match.
+items in bounded transactions (``audited.CHUNK``) until none match.
 
 Held whole files are held items too (``kind: "file"``): listed, shown, released and deleted beside records,
 by filter (rule, source, ``q`` on the path; a level or time filter never selects a file) or by keys.
+The time filter (``since``/``until`` on the record's time) is served by the ``held_ts`` index (and
+``held_rule`` with a rule), so a page stays fast with a million held items.
+
+The settle itself — audit first, bounded transactions, outcome after — is
+:func:`logferry.api.audited.settle_held`, which the console calls too.
 
 Explicit keys that are no longer held (released or deleted meanwhile) make the whole action a 409 before
 anything moves: the operator acted on a stale list and should look again. This module must never move a held
@@ -16,20 +21,20 @@ item except through ``Journal.release``/``Journal.purge``, and never before its 
 from __future__ import annotations
 
 import sqlite3
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field
 
+from logferry.api.audited import HeldVerb, StaleKeys, settle_held
 from logferry.api.auth import operator, token_check
 from logferry.api.launch import RelayView
 from logferry.api.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_TEXT, HeldQuery
 from logferry.api.problems import ApiError, error_responses
 from logferry.api.schemas import ActionResult, HeldAction, HeldOut, HeldPage, held_out
-from logferry.store import journal_held
-from logferry.store.journal_held import HeldFilter, HeldKey
+from logferry.store import journal_files, journal_held
+from logferry.store.journal_held import HeldFilter, HeldItem, HeldKey
 
-CHUNK = 5000  # items per release/purge transaction: bounds memory and how long one write holds the writer
 MAX_SEQ = 2**63 - 1
 MAX_OFFSET = 2**62
 
@@ -37,6 +42,21 @@ MAX_OFFSET = 2**62
 class HeldListQuery(HeldQuery):
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"items per page (at most {MAX_LIMIT})")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="items to skip")
+    kind: Literal["record", "file"] | None = Field(None, description="only held records, or only held files")
+
+
+def _page(c: sqlite3.Connection, query: HeldListQuery, target: HeldFilter) -> tuple[int, list[HeldItem]]:
+    """(total, page) of the held items of the asked kind (both when none is asked)."""
+    if query.kind == "record":
+        items: list[HeldItem] = list(journal_held.page(c, target, query.limit, query.offset))
+        return journal_held.count(c, target), items
+    if query.kind == "file":
+        if target.level_max is not None or target.ts_min_ns is not None or target.ts_max_ns is not None:
+            return 0, []  # a level or record-time filter never selects a file
+        args = (target.source, target.rule, target.text)
+        page = journal_files.page_held(c, *args, query.limit, query.offset)
+        return journal_files.count_held(c, *args), list(page)
+    return journal_held.count_items(c, target), journal_held.page_items(c, target, query.limit, query.offset)
 
 
 def held_router(view: RelayView) -> APIRouter:
@@ -51,10 +71,7 @@ def held_router(view: RelayView) -> APIRouter:
     @router.get("", response_model=HeldPage, summary="Held items matching the filters, newest first")
     async def list_held(query: Annotated[HeldListQuery, Query()]) -> HeldPage:
         target = query.to_filter()
-        total = await journal.read_with(lambda c: journal_held.count_items(c, target))
-        items = await journal.read_with(
-            lambda c: journal_held.page_items(c, target, query.limit, query.offset)
-        )
+        total, items = await journal.read_with(lambda c: _page(c, query, target))
         return HeldPage(
             items=[held_out(h) for h in items], total=total, limit=query.limit, offset=query.offset
         )
@@ -78,64 +95,42 @@ def held_router(view: RelayView) -> APIRouter:
             )
         return held_out(found)
 
-    async def settle(action: str, body: HeldAction, who: str) -> ActionResult:
+    async def settle(verb: HeldVerb, body: HeldAction, who: str) -> ActionResult:
         target: HeldFilter | list[HeldKey]
+        described: dict[str, Any] | None = None
         if body.keys is not None:
-            keys = list(dict.fromkeys((k.source, k.seq) for k in body.keys))
-            await _check_still_held(view, keys)
-            target = keys
-            described: dict[str, Any] = {"keys": [f"{s}:{q}" for s, q in keys]}
+            target = [(k.source, k.seq) for k in body.keys]
         else:
             assert body.filter is not None
             target = body.filter.to_filter()
-            described = {"filter": body.filter.model_dump(exclude_none=True)}
-        move = journal.release if action == "held.release" else journal.purge
-        entry = await view.audit.begin(who, action, described)
-        done = 0
+            described = body.filter.model_dump(exclude_none=True)
         try:
-            while True:
-                n = await move(target, limit=CHUNK)
-                done += n
-                if n and action == "held.release":
-                    view.sender.notify()  # released items are in the outbox: forward them now
-                if n < CHUNK or not isinstance(target, HeldFilter):
-                    break
-        except Exception as exc:
-            await view.audit.finish(entry, done, error=f"{type(exc).__name__}: {exc}")
-            raise
-        await view.audit.finish(entry, done)
-        return ActionResult(action=action, count=done, audit_id=entry)
+            done = await settle_held(view, verb, target, who, described=described)
+        except StaleKeys as exc:
+            raise ApiError(
+                409,
+                f"{len(exc.gone)} of {exc.asked} items are not held (any more): {exc.shown}; "
+                "nothing was changed",
+                "list the held items again and retry with what is still held",
+            ) from None
+        return ActionResult(action=verb.value, count=done.count, audit_id=done.audit_id)
 
     @router.post(
         "/release",
         response_model=ActionResult,
-        responses=error_responses(409),
+        responses=error_responses(403, 409),
         summary="Release held items to the collector (audited)",
     )
     async def release(body: HeldAction, who: Annotated[str, Depends(operator)]) -> ActionResult:
-        return await settle("held.release", body, who)
+        return await settle(HeldVerb.RELEASE, body, who)
 
     @router.post(
         "/delete",
         response_model=ActionResult,
-        responses=error_responses(409),
+        responses=error_responses(403, 409),
         summary="Delete held items for good; their fate becomes PURGED (audited)",
     )
     async def delete(body: HeldAction, who: Annotated[str, Depends(operator)]) -> ActionResult:
-        return await settle("held.delete", body, who)
+        return await settle(HeldVerb.DELETE, body, who)
 
     return router
-
-
-async def _check_still_held(view: RelayView, keys: list[HeldKey]) -> None:
-    def find(conn: sqlite3.Connection) -> list[str]:
-        return [f"{s}:{q}" for s, q in keys if journal_held.get_item(conn, s, q) is None]
-
-    gone = await view.journal.read_with(find)
-    if gone:
-        shown = ", ".join(gone[:10]) + (f" and {len(gone) - 10} more" if len(gone) > 10 else "")
-        raise ApiError(
-            409,
-            f"{len(gone)} of {len(keys)} items are not held (any more): {shown}; nothing was changed",
-            "list the held items again and retry with what is still held",
-        )

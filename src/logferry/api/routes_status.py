@@ -8,8 +8,9 @@ live objects, never from a cache that could lie. This module reads only; it must
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from logferry import __version__
@@ -17,6 +18,7 @@ from logferry.api.auth import token_check
 from logferry.api.launch import CollectorView, RelayView, RoleView
 from logferry.api.params import iso
 from logferry.api.problems import error_responses
+from logferry.api.rates import Rate, oldest_unacked_outbox_ns
 from logferry.api.schemas import (
     CollectorLink,
     CollectorStatus,
@@ -25,13 +27,18 @@ from logferry.api.schemas import (
     FateCount,
     Health,
     Inbox,
+    Lag,
     Outbox,
+    RateOut,
+    Rates,
     RelayStatus,
     SourceCount,
+    Totals,
 )
 from logferry.errors import StoreError
 from logferry.model import Fate
 from logferry.roles.server import PeerTable
+from logferry.store import journal_files
 from logferry.store.records import RecordStore
 
 
@@ -82,6 +89,36 @@ async def _probe(view: RoleView) -> None:
         await view.store.count()
 
 
+def rate_out(r: Rate) -> RateOut:
+    return RateOut(at=iso(r.at_ns) if r.at_ns else None, at_ns=r.at_ns, records_in=round(r.records_in, 3),
+                   bytes_in=round(r.bytes_in, 3), records_out=round(r.records_out, 3),
+                   bytes_out=round(r.bytes_out, 3))  # fmt: skip
+
+
+async def relay_lag(view: RelayView, outbox_records: int) -> Lag:
+    """The age of the oldest outbox batch the collector has not acknowledged (0 when drained)."""
+    oldest = await view.journal.read_with(oldest_unacked_outbox_ns)
+    age = 0.0 if oldest is None else max(0.0, (time.time_ns() - oldest) / 1e9)
+    return Lag(oldest_unacked_at=None if oldest is None else iso(oldest), oldest_unacked_ns=oldest,
+               lag_s=round(age, 3), records=outbox_records)  # fmt: skip
+
+
+async def relay_rates(view: RelayView, seconds: float | None = None) -> Rates:
+    """Rates now and over the last ``seconds``, the totals, and the lag: ``GET /api/rates``, the Overview."""
+    history = view.rate_history()
+    stats = await view.journal.stats()
+    t = view.throughput
+    return Rates(
+        interval_s=history.interval_s,
+        latest=rate_out(history.latest()),
+        totals=Totals(
+            records_in=t.records_in, bytes_in=t.bytes_in, records_out=t.records_out, bytes_out=t.bytes_out
+        ),
+        lag=await relay_lag(view, stats.outbox_unacked_records),
+        history=[rate_out(r) for r in history.history(seconds)],
+    )
+
+
 def relay_status_router(view: RelayView) -> APIRouter:
     router = APIRouter(
         tags=["status"], dependencies=[Depends(token_check(view.token))], responses=error_responses(401, 503)
@@ -90,6 +127,7 @@ def relay_status_router(view: RelayView) -> APIRouter:
     @router.get("/api/status", response_model=RelayStatus, summary="The relay at a glance")
     async def status() -> RelayStatus:
         stats = await view.journal.stats()
+        held_files = await view.journal.read_with(journal_files.count_held)
         counters = await view.journal.counters()
         totals: dict[str, int] = {}
         fates = []
@@ -118,13 +156,25 @@ def relay_status_router(view: RelayView) -> APIRouter:
             acked_through=stats.acked_through,
             fates=fates,
             fate_totals={f.name.lower(): totals.get(f.name.lower(), 0) for f in Fate},
-            held=stats.held,
+            held=stats.held + held_files,
+            held_records=stats.held,
+            held_files=held_files,
             outbox=Outbox(
                 batches=stats.outbox_unacked_batches,
                 records=stats.outbox_unacked_records,
                 bytes=stats.outbox_unacked_bytes,
             ),
+            rates=rate_out(view.rate_history().latest()),
+            lag=await relay_lag(view, stats.outbox_unacked_records),
         )
+
+    @router.get("/api/rates", response_model=Rates, summary="Records/s and bytes/s in and out, lag, history")
+    async def rates(
+        seconds: Annotated[
+            float, Query(gt=0, le=86_400, description="history to include, in seconds (kept: 10 minutes)")
+        ] = 600,
+    ) -> Rates:
+        return await relay_rates(view, seconds)
 
     @router.get(
         "/api/devices",
@@ -138,14 +188,8 @@ def relay_status_router(view: RelayView) -> APIRouter:
 
 
 async def _source_counts(store: RecordStore) -> list[tuple[str, int, int]]:
-    """(source, records stored, highest seq) per source.
-
-    RecordStore has no per-source listing yet, so this reads its ``sources`` table through the store's own
-    read pool (never on the event loop). Move it into RecordStore when that grows one.
-    """
-    sql = "SELECT source, count, max_seq FROM sources ORDER BY source LIMIT 10000"
-    rows = await store._db.read(lambda c: c.execute(sql).fetchall())
-    return [(str(s), int(n), int(m)) for s, n, m in rows]
+    """(source, records stored, highest seq) per source."""
+    return [(s.source, s.count, s.max_seq) for s in await store.source_counts()]
 
 
 def collector_status_router(view: CollectorView) -> APIRouter:

@@ -163,6 +163,44 @@ class CollectorLink(BaseModel):
     in_flight: int
 
 
+class RateOut(BaseModel):
+    """Per-second rates over one sampling interval: in = from agents, syslog and line; out = acked by the
+    collector. Bytes in are batch bodies (agents) and message sizes (syslog, line); bytes out are bodies."""
+
+    at: str | None = Field(description="end of the interval (null before the second sample)")
+    at_ns: int
+    records_in: float
+    bytes_in: float
+    records_out: float
+    bytes_out: float
+
+
+class Lag(BaseModel):
+    """How far the collector trails: the oldest outbox batch it has not acknowledged yet."""
+
+    oldest_unacked_at: str | None = Field(description="when that batch entered the outbox; null when none")
+    oldest_unacked_ns: int | None
+    lag_s: float = Field(description="its age in seconds; 0 when the outbox is drained")
+    records: int = Field(description="records not yet acknowledged")
+
+
+class Totals(BaseModel):
+    """Running totals since the relay started."""
+
+    records_in: int
+    bytes_in: int
+    records_out: int
+    bytes_out: int
+
+
+class Rates(BaseModel):
+    interval_s: float = Field(description="seconds between samples")
+    latest: RateOut
+    totals: Totals
+    lag: Lag
+    history: list[RateOut] = Field(description="oldest first, at most the last 10 minutes")
+
+
 class RelayStatus(BaseModel):
     role: str
     name: str
@@ -174,8 +212,12 @@ class RelayStatus(BaseModel):
     acked_through: dict[str, int]
     fates: list[FateCount]
     fate_totals: dict[str, int]
-    held: int
+    held: int = Field(description="held items: records and whole files")
+    held_records: int = Field(description="held records")
+    held_files: int = Field(description="held whole files")
     outbox: Outbox
+    rates: RateOut
+    lag: Lag
 
 
 class AuditOut(BaseModel):
@@ -318,12 +360,49 @@ class MissingPage(BaseModel):
     offset: int
 
 
+class MissingSource(BaseModel):
+    """One source's share of the missing list: entries and seqs, in all and per kind."""
+
+    source: str
+    entries: int
+    seqs: int
+    kinds: dict[str, int] = Field(description="entries per kind")
+
+
+class MissingSources(BaseModel):
+    items: list[MissingSource]
+
+
 class MissingIds(BaseModel):
     """The missing entries an action is about, by id (as listed by GET /api/missing)."""
 
     model_config = ConfigDict(extra="forbid")
 
     ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=MAX_KEYS)
+
+
+class AskDevice(BaseModel):
+    """Ask agents again for seqs: the ``missing_at_device`` entries named by id, and/or every hole of one
+    source past its contiguous prefix. At least one of the two."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(default_factory=list, max_length=MAX_KEYS)
+    source: str | None = Field(None, min_length=1, max_length=1000, description="an agent's source name")
+
+    @model_validator(mode="after")
+    def _something_to_ask(self) -> AskDevice:
+        if not self.ids and not self.source:
+            raise ValueError("give ids of missing_at_device entries, or a source, or both")
+        return self
+
+
+class AskOut(BaseModel):
+    action: str
+    sources: list[str]
+    ranges: dict[str, list[tuple[int, int]]] = Field(description="per source: the seq ranges asked for")
+    seqs: int = Field(description="how many seqs were asked for")
+    audit_id: int
 
 
 class ResendOut(BaseModel):

@@ -1,81 +1,60 @@
 """The relay's Held page: a server-side paged table of held items with search and filters (rule, source,
-level, text), an item's detail, and release or delete of the selected items or of all matching the filter.
+level, text, time: from/to or a quick range), an item's detail, and release or delete of the selected items
+or of all matching the filter.
 
-Only one page of rows is ever read (``journal_held.page_items`` with LIMIT/OFFSET) and the total comes from
-a COUNT, as ``GET /api/held`` does. Each action asks first in a dialog that says how many items it will
-touch, then runs :func:`logferry.console.actions.settle_held` — audited like ``POST /api/held/release`` —
-and refreshes the table. This page must never move a held item by any other path.
+Only one page of rows is ever read (``journal_held.page_items`` with LIMIT/OFFSET, the time filter on the
+``held_ts`` index) and the total comes from a COUNT, as ``GET /api/held`` does; times are parsed by the
+API's own ``parse_time_ns`` (ISO 8601 or epoch seconds, UTC). Each action asks first in a dialog that says
+how many items it will touch, then runs :func:`logferry.console.actions.settle_held` — the very function
+behind ``POST /api/held/release|delete`` — and refreshes the table. Every write handler starts with
+``access.require_operator()``. This page must never move a held item by any other path.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from nicegui import events, ui
 
 from logferry.api.launch import RelayView
-from logferry.console import actions
+from logferry.api.params import parse_time_ns
+from logferry.api.problems import ApiError
+from logferry.console import access, actions
 from logferry.console.actions import HeldVerb, HeldView, StaleKeys
-from logferry.console.layout import (
-    PAGE_SIZE,
-    confirm,
-    frame,
-    level_name,
-    level_options,
-    pager_text,
-    size,
-    when,
-)
-from logferry.store.journal_files import FileItem
+from logferry.console.held_detail import detail_lines, row
+from logferry.console.i18n import register, t
+from logferry.console.layout import PAGE_SIZE, confirm, frame, level_options, pager_text
 from logferry.store.journal_held import HeldItem, HeldKey
 
-COLUMNS: list[dict[str, Any]] = [
-    {"name": "ts", "label": "Time (UTC)", "field": "ts", "align": "left"},
-    {"name": "key", "label": "Item", "field": "key", "align": "left"},
-    {"name": "level", "label": "Level", "field": "level", "align": "left"},
-    {"name": "rule", "label": "Rule", "field": "rule", "align": "left"},
-    {"name": "host", "label": "Host", "field": "host", "align": "left"},
-    {"name": "msg", "label": "Message / file", "field": "msg", "align": "left",
-     "classes": "max-w-xl truncate", "headerClasses": "max-w-xl"},
-]  # fmt: skip
+QUICK_RANGES_S = {"15m": 900, "1h": 3600, "24h": 86_400, "7d": 7 * 86_400}
+NS = 1_000_000_000
 
 
-def row(item: HeldItem) -> dict[str, Any]:
-    """One table row; ``key`` (``source:seq``) identifies the item in selections and actions."""
-    if isinstance(item, FileItem):
-        return {
-            "key": f"{item.source}:{item.seq}", "source": item.source, "seq": item.seq,
-            "ts": when(item.mtime_ns), "level": "", "rule": item.rule, "host": "",
-            "msg": f"file {item.path} ({size(item.size)})",
-        }  # fmt: skip
-    r = item.record
-    return {
-        "key": f"{item.source}:{r.seq}", "source": item.source, "seq": r.seq, "ts": when(r.ts_ns),
-        "level": level_name(r.level), "rule": item.rule, "host": r.host, "msg": r.msg,
-    }  # fmt: skip
-
-
-def detail_lines(item: HeldItem) -> list[tuple[str, str]]:
-    """What the detail dialog shows, as (label, value) pairs."""
-    if isinstance(item, FileItem):
-        return [
-            ("Item", f"{item.source}:{item.seq} (a whole file)"), ("Path", item.path),
-            ("Size", f"{item.size:,} bytes"), ("SHA-256", item.sha256.hex()),
-            ("Modified (UTC)", when(item.mtime_ns)), ("Held by rule", item.rule),
-            ("Held at (UTC)", when(item.received_ns)),
-        ]  # fmt: skip
-    r = item.record
-    fields = ", ".join(f"{k}={v}" for k, v in sorted(r.fields.items())) or "none"
+def columns() -> list[dict[str, Any]]:
     return [
-        ("Item", f"{item.source}:{r.seq}"), ("Time (UTC)", when(r.ts_ns)), ("Level", level_name(r.level)),
-        ("Host", r.host), ("Path", r.path), ("Held by rule", item.rule),
-        ("Held at (UTC)", when(item.held_ns)), ("Fields", fields), ("Digest", r.digest.hex()),
-        ("Message", r.msg),
+        {"name": "ts", "label": t("Time (UTC)"), "field": "ts", "align": "left"},
+        {"name": "key", "label": t("Item"), "field": "key", "align": "left"},
+        {"name": "level", "label": t("Level"), "field": "level", "align": "left"},
+        {"name": "rule", "label": t("Rule"), "field": "rule", "align": "left"},
+        {"name": "host", "label": t("Host"), "field": "host", "align": "left"},
+        {"name": "msg", "label": t("Message / file"), "field": "msg", "align": "left",
+         "classes": "max-w-xl truncate", "headerClasses": "max-w-xl"},
     ]  # fmt: skip
 
 
+def quick_options() -> dict[str, str]:
+    return {
+        "": t("any time"),
+        "15m": t("last 15 minutes"),
+        "1h": t("last hour"),
+        "24h": t("last 24 hours"),
+        "7d": t("last 7 days"),
+    }
+
+
 def _plural(n: int) -> str:
-    return f"{n:,} held item" + ("" if n == 1 else "s")
+    return t("{n} held item", n=f"{n:,}") if n == 1 else t("{n} held items", n=f"{n:,}")
 
 
 class HeldPage:
@@ -90,47 +69,46 @@ class HeldPage:
 
     async def build(self) -> None:
         choices = await actions.held_choices(self.view)
-        with frame("Held items"):
+        writable = access.can_write()
+        with frame(t("Held items")):
             with ui.row().classes("items-end gap-3 flex-wrap"):
-                self.q = ui.input("Search message or path").classes("w-72").mark("held-q")
+                self.q = ui.input(t("Search message or path")).classes("w-64").mark("held-q")
                 self.q.on("keydown.enter", self.search)
-                self.rule = ui.select(
-                    {"": "any rule"} | {r: r for r in choices.rules}, value="", label="Rule"
-                )
-                self.rule.classes("w-48").mark("held-rule")
-                self.source = ui.select(
-                    {"": "any source"} | {s: s for s in choices.sources}, value="", label="Source"
-                )
-                self.source.classes("w-48").mark("held-source")
-                self.level = ui.select(level_options(), value="", label="Level")
-                self.level.classes("w-44").mark("held-level")
-                ui.button("Search", icon="search", on_click=self.search).mark("held-search")
+                self.rule = ui.select({"": t("any rule")} | {r: r for r in choices.rules}, value="",
+                                      label=t("Rule")).classes("w-44").mark("held-rule")  # fmt: skip
+                self.source = ui.select({"": t("any source")} | {s: s for s in choices.sources}, value="",
+                                        label=t("Source")).classes("w-44").mark("held-source")  # fmt: skip
+                self.level = ui.select(level_options(), value="", label=t("Level"))
+                self.level.classes("w-40").mark("held-level")
+            with ui.row().classes("items-end gap-3 flex-wrap"):
+                self.quick = ui.select(quick_options(), value="", label=t("Time"))
+                self.quick.classes("w-44").mark("held-quick")
+                self.since = ui.input(t("From (UTC)"), placeholder="2026-11-25T10:00:00").classes("w-52")
+                self.since.mark("held-since").on("keydown.enter", self.search)
+                self.until = ui.input(t("To (UTC)"), placeholder="2026-11-25T12:00:00").classes("w-52")
+                self.until.mark("held-until").on("keydown.enter", self.search)
+                ui.button(t("Search"), icon="search", on_click=self.search).mark("held-search")
             with ui.row().classes("items-center gap-2 flex-wrap"):
-                ui.button("Release selected", on_click=lambda: self.ask_selected(HeldVerb.RELEASE)).mark(
-                    "release-selected"
-                )
-                ui.button(
-                    "Delete selected", color="negative", on_click=lambda: self.ask_selected(HeldVerb.DELETE)
-                ).mark("delete-selected")
-                ui.button("Release all matching", on_click=lambda: self.ask_matching(HeldVerb.RELEASE)).props(
-                    "outline"
-                ).mark("release-matching")
-                ui.button(
-                    "Delete all matching",
-                    color="negative",
-                    on_click=lambda: self.ask_matching(HeldVerb.DELETE),
-                ).props("outline").mark("delete-matching")
+                for verb, marker, label, outline in (
+                    (HeldVerb.RELEASE, "release-selected", t("Release selected"), False),
+                    (HeldVerb.DELETE, "delete-selected", t("Delete selected"), False),
+                    (HeldVerb.RELEASE, "release-matching", t("Release all matching"), True),
+                    (HeldVerb.DELETE, "delete-matching", t("Delete all matching"), True),
+                ):
+                    ask = self.ask_matching if outline else self.ask_selected
+                    color = "negative" if verb is HeldVerb.DELETE else "primary"
+                    button = ui.button(label, on_click=lambda v=verb, a=ask: a(v), color=color)
+                    button.props("outline" if outline else "").mark(marker).set_enabled(writable)
             self.table = ui.table(
-                columns=COLUMNS, rows=[], row_key="key", selection="multiple", pagination=0
-            ).classes("w-full")
-            self.table.props("hide-bottom dense").mark("held-table")
+                columns=columns(), rows=[], row_key="key", selection="multiple", pagination=0
+            )
+            self.table.classes("w-full").props("hide-bottom dense").mark("held-table")
             self.table.on("rowClick", self.on_row_click)
             with ui.row().classes("items-center gap-2"):
-                self.previous = (
-                    ui.button("Previous", on_click=self.page_back).props("flat").mark("held-previous")
-                )
+                self.previous = ui.button(t("Previous"), on_click=self.page_back).props("flat")
+                self.previous.mark("held-previous")
                 self.span = ui.label("").mark("held-span")
-                self.next = ui.button("Next", on_click=self.page_on).props("flat").mark("held-next")
+                self.next = ui.button(t("Next"), on_click=self.page_on).props("flat").mark("held-next")
         await self.refresh()
 
     async def refresh(self) -> None:
@@ -147,12 +125,31 @@ class HeldPage:
         self.previous.set_enabled(self.offset > 0)
         self.next.set_enabled(self.offset + len(rows) < self.total)
 
+    def time_bounds(self) -> tuple[int | None, int | None]:
+        """(since, until) in epoch ns from the quick range or the from/to fields; raises ApiError."""
+        quick = str(self.quick.value or "")
+        if quick in QUICK_RANGES_S:
+            return time.time_ns() - QUICK_RANGES_S[quick] * NS, None
+        since = parse_time_ns(str(self.since.value or ""), t("From (UTC)"))
+        until = parse_time_ns(str(self.until.value or ""), t("To (UTC)"))
+        if since is not None and until is not None and until <= since:
+            raise ApiError(400, t("'To' must be later than 'From'"))
+        return since, until
+
     async def search(self) -> None:
+        try:
+            since, until = self.time_bounds()
+        except ApiError as exc:
+            ui.notify(t("{error}: use 2026-11-25T10:00:00 (UTC) or epoch seconds", error=exc.message),
+                      type="warning")  # fmt: skip
+            return
         self.chosen = HeldView(
             rule=str(self.rule.value or ""),
             source=str(self.source.value or ""),
             level=str(self.level.value or ""),
             q=str(self.q.value or "").strip(),
+            since_ns=since,
+            until_ns=until,
         )
         self.offset = 0
         await self.refresh()
@@ -174,12 +171,12 @@ class HeldPage:
 
     def show_detail(self, item: HeldItem) -> None:
         with ui.dialog() as dialog, ui.card().classes("min-w-[36rem] max-w-4xl"):
-            ui.label("Held item").classes("text-lg font-semibold")
+            ui.label(t("Held item")).classes("text-lg font-semibold")
             with ui.grid(columns="auto 1fr").classes("gap-x-4 gap-y-1").mark("held-detail"):
                 for label, value in detail_lines(item):
                     ui.label(label).classes("text-sm opacity-60")
                     ui.label(value).classes("text-sm break-all whitespace-pre-wrap")
-            ui.button("Close", on_click=dialog.close).props("flat").classes("self-end")
+            ui.button(t("Close"), on_click=dialog.close).props("flat").classes("self-end")
         dialog.open()
 
     def selected_keys(self) -> list[HeldKey]:
@@ -188,47 +185,107 @@ class HeldPage:
     def ask_selected(self, verb: HeldVerb) -> None:
         keys = self.selected_keys()
         if not keys:
-            ui.notify("Select items in the table first (or act on all matching the filter).")
+            ui.notify(t("Select items in the table first (or act on all matching the filter)."))
             return
-        confirm(
-            f"{self._verb_text(verb)} {_plural(len(keys))}{self._where(verb)}?",
-            verb.name.capitalize(),
-            lambda: self.act(verb, keys),
-            danger=verb is HeldVerb.DELETE,
-        )
+        confirm(self._question(verb, len(keys), ""), self._verb_button(verb), lambda: self.act(verb, keys),
+                danger=verb is HeldVerb.DELETE)  # fmt: skip
 
     async def ask_matching(self, verb: HeldVerb) -> None:
         chosen = self.chosen
         n = await actions.held_count(self.view, chosen)
         if n == 0:
-            ui.notify("No held item matches the filter.")
+            ui.notify(t("No held item matches the filter."))
             return
-        what = "every held item" if chosen == HeldView() else "all matching the filter"
-        confirm(
-            f"{self._verb_text(verb)} {_plural(n)} ({what}){self._where(verb)}?",
-            verb.name.capitalize(),
-            lambda: self.act(verb, chosen),
-            danger=verb is HeldVerb.DELETE,
-        )
+        what = t("every held item") if chosen == HeldView() else t("all matching the filter")
+        confirm(self._question(verb, n, what), self._verb_button(verb), lambda: self.act(verb, chosen),
+                danger=verb is HeldVerb.DELETE)  # fmt: skip
 
     @staticmethod
-    def _verb_text(verb: HeldVerb) -> str:
-        return "Release" if verb is HeldVerb.RELEASE else "Delete for good"
+    def _question(verb: HeldVerb, n: int, what: str) -> str:
+        scope = f" ({what})" if what else ""
+        if verb is HeldVerb.RELEASE:
+            return t("Release {items}{scope} to the collector?", items=_plural(n), scope=scope)
+        return t("Delete for good {items}{scope}?", items=_plural(n), scope=scope)
 
     @staticmethod
-    def _where(verb: HeldVerb) -> str:
-        return " to the collector" if verb is HeldVerb.RELEASE else ""
+    def _verb_button(verb: HeldVerb) -> str:
+        return t("Release") if verb is HeldVerb.RELEASE else t("Delete")
 
     async def act(self, verb: HeldVerb, target: HeldView | list[HeldKey]) -> None:
         try:
-            n = await actions.settle_held(self.view, verb, target)
+            who = access.require_operator()
+            n = await actions.settle_held(self.view, verb, target, who)
+        except access.NotAllowed as exc:
+            access.refuse(exc)  # says why; an ended session goes back to the sign-in page
+            return
         except StaleKeys as exc:
-            ui.notify(str(exc), type="warning", multi_line=True)
+            ui.notify(t("{gone} of {asked} selected items are not held any more ({shown}); nothing was "
+                        "changed. The list was refreshed: select again.", gone=len(exc.gone), asked=exc.asked,
+                        shown=exc.shown), type="warning", multi_line=True)  # fmt: skip
         else:
-            done = "released to the collector" if verb is HeldVerb.RELEASE else "deleted"
-            ui.notify(f"{_plural(n)} {done} (audited as operator console).", type="positive")
+            if verb is HeldVerb.RELEASE:
+                done = t("{items} released to the collector (audited as {who}).", items=_plural(n), who=who)
+            else:
+                done = t("{items} deleted (audited as {who}).", items=_plural(n), who=who)
+            ui.notify(done, type="positive")
         await self.refresh()
 
 
 async def build(view: RelayView) -> None:
     await HeldPage(view).build()
+
+
+register(
+    "ko",
+    {
+        "Time (UTC)": "시각 (UTC)",
+        "Item": "항목",
+        "Level": "수준",
+        "Rule": "규칙",
+        "Host": "호스트",
+        "Message / file": "메시지 / 파일",
+        "any time": "전체 기간",
+        "last 15 minutes": "최근 15분",
+        "last hour": "최근 1시간",
+        "last 24 hours": "최근 24시간",
+        "last 7 days": "최근 7일",
+        "{n} held item": "보류 항목 {n}개",
+        "{n} held items": "보류 항목 {n}개",
+        "Held items": "보류 항목",
+        "Search message or path": "메시지 또는 경로 검색",
+        "any rule": "모든 규칙",
+        "any source": "모든 소스",
+        "Source": "소스",
+        "Time": "기간",
+        "From (UTC)": "시작 (UTC)",
+        "To (UTC)": "끝 (UTC)",
+        "Search": "검색",
+        "Release selected": "선택 항목 해제",
+        "Delete selected": "선택 항목 삭제",
+        "Release all matching": "일치 항목 모두 해제",
+        "Delete all matching": "일치 항목 모두 삭제",
+        "Previous": "이전",
+        "Next": "다음",
+        "'To' must be later than 'From'": "'끝'은 '시작'보다 늦어야 합니다",
+        "{error}: use 2026-11-25T10:00:00 (UTC) or epoch seconds":
+            "{error}: 2026-11-25T10:00:00 (UTC) 또는 epoch 초를 쓰세요",
+        "Held item": "보류 항목",
+        "Close": "닫기",
+        "Select items in the table first (or act on all matching the filter).":
+            "먼저 표에서 항목을 선택하세요 (또는 필터에 일치하는 모든 항목에 적용).",
+        "No held item matches the filter.": "필터에 일치하는 보류 항목이 없습니다.",
+        "every held item": "모든 보류 항목",
+        "all matching the filter": "필터에 일치하는 모든 항목",
+        "Release {items}{scope} to the collector?": "{items}{scope}을(를) 수집기로 해제할까요?",
+        "Delete for good {items}{scope}?": "{items}{scope}을(를) 영구 삭제할까요?",
+        "Release": "해제",
+        "Delete": "삭제",
+        "{gone} of {asked} selected items are not held any more ({shown}); nothing was changed. "
+        "The list was refreshed: select again.":
+            "선택한 {asked}개 중 {gone}개는 더 이상 보류 중이 아닙니다 ({shown}). "
+            "아무것도 바뀌지 않았습니다. 목록을 새로 고쳤으니 다시 선택하세요.",
+        "{items} released to the collector (audited as {who}).":
+            "{items}을(를) 수집기로 해제했습니다 ({who}로 감사 기록).",
+        "{items} deleted (audited as {who}).": "{items}을(를) 삭제했습니다 ({who}로 감사 기록).",
+    },
+)  # fmt: skip

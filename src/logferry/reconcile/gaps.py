@@ -7,14 +7,16 @@ the agent answers with ordinary batches, and with ``Unavailable`` for what its s
 goes to the missing list as ``missing_at_device`` and is never asked for again.
 
 A source is asked at most once per ``retry_s`` (a hole the agent is still filling is not asked twice), and
-one request names at most ``max_request_seqs`` seqs. This module never writes the journal.
+one request names at most ``max_request_seqs`` seqs. An operator may also ask a connected agent at once
+(:meth:`AgentGaps.ask`: "ask the device", ``POST /api/missing/ask``), for its holes or for ranges it once
+reported unavailable. This module never writes the journal.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from logferry.reconcile import relay_store
 from logferry.store.journal import Journal
@@ -41,6 +43,46 @@ class AgentGaps:
         self.clock = clock
         self.requests = 0
         self._asked: dict[str, float] = {}
+        # The connected agents' sessions, to ask them on an operator's demand: source -> (address, ask).
+        self._askers: dict[str, tuple[str, Callable[[list[Range]], Awaitable[None]]]] = {}
+
+    def attach(self, source: str, address: str, ask: Callable[[list[Range]], Awaitable[None]]) -> None:
+        self._askers[source] = (address, ask)
+
+    def detach(self, source: str, address: str) -> None:
+        """Forget the session at ``address`` (a newer session of the same source stays)."""
+        if self._askers.get(source, ("", None))[0] == address:
+            del self._askers[source]
+
+    def connected(self, source: str) -> bool:
+        return source in self._askers
+
+    async def holes(self, source: str) -> list[Range]:
+        """The holes in ``source``'s seqs past its contiguous prefix (what a ResendRequest would name)."""
+        at = self.journal.acked_through(source)
+        return await self.journal.read_with(lambda c: relay_store.gaps(c, source, at))
+
+    async def ask(self, source: str, ranges: Sequence[Range]) -> list[Range]:
+        """Send the agent of ``source`` a ResendRequest for ``ranges`` now (at most ``max_request_seqs``).
+
+        Returns the ranges asked for. Raises KeyError when the agent is not connected and TransportError
+        when its session is closing; the agent answers with batches and ``Unavailable`` as usual.
+        """
+        _address, send = self._askers[source]
+        out: list[Range] = []
+        budget = self.max_request_seqs
+        for lo, hi in sorted(ranges):
+            if budget <= 0:
+                break
+            end = min(hi, lo + budget - 1)
+            out.append((lo, end))
+            budget -= end - lo + 1
+        if out:
+            await send(out)
+            self._asked[source] = self.clock()
+            self.requests += 1
+            log.info("asked the agent of %s on an operator's demand to resend seqs %s", source, out[:8])
+        return out
 
     async def wanted(self, source: str, committed: Sequence[Range]) -> list[Range]:
         """After a commit of ``committed`` ranges: the holes to ask the agent for now (often none)."""

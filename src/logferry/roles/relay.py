@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
 
 from logferry.api.launch import RelayView, RunningApi, api_token, start_api
+from logferry.api.rates import RateHistory, Throughput
 from logferry.config import RelayConfig, device_tokens, parse_address, read_token
 from logferry.config.schema import ResendPolicy
 from logferry.inputs.line import LineInput
@@ -27,7 +28,17 @@ from logferry.lifecycle import StopSignal, announce_ready
 from logferry.model import Codec, decode_body
 from logferry.pipeline.rules import RuleSet
 from logferry.protocol.connection import Authenticated
-from logferry.protocol.messages import Ack, Batch, Code, FileChunk, FileDone, FileOffer, PeerRole
+from logferry.protocol.messages import (
+    Ack,
+    Batch,
+    Code,
+    FileCancel,
+    FileChunk,
+    FileDone,
+    FileOffer,
+    FileWhole,
+    PeerRole,
+)
 from logferry.reconcile.gaps import AgentGaps
 from logferry.reconcile.relay_side import Reconciler
 from logferry.reconcile.summary import BucketTally
@@ -60,6 +71,7 @@ class RelaySink:
         self.peers = PeerTable()  # per source: address, last seen, batches and records (for the API)
         self.gaps: AgentGaps | None = None  # holes in agents' seqs: asked for again (reconcile.gaps)
         self.files: FileIntake | None = None  # whole files from agents (roles/relay_files.py)
+        self.throughput = Throughput()  # records and bytes in (here and in the inputs) and out (acks)
 
     # Whole files (transport.serve.FileSink): received by the intake, journaled with their fate by the rules.
     async def file_offered(self, peer: Authenticated, offer: FileOffer) -> int | None:
@@ -70,6 +82,12 @@ class RelaySink:
 
     async def file_finished(self, peer: Authenticated, done: FileDone) -> None:
         await self._files().file_finished(peer, done)
+
+    async def file_whole(self, peer: Authenticated, whole: FileWhole) -> None:
+        await self._files().file_whole(peer, whole)
+
+    async def file_cancelled(self, peer: Authenticated, cancel: FileCancel) -> None:
+        await self._files().file_cancelled(peer, cancel)
 
     def _files(self) -> FileIntake:
         if self.files is None:
@@ -94,6 +112,7 @@ class RelaySink:
                 Code.MALFORMED, f"batch says {batch.count} records but holds {len(records)}", retry=False
             )
         self.peers.received(batch.source, len(records))
+        self.throughput.came_in(len(records), len(batch.body))
         first, last = records[0].seq, records[-1].seq
         if self.rules.is_trivial and last - first + 1 == len(records) and first >= 1:
             contiguous = all(r.seq == first + i for i, r in enumerate(records))
@@ -117,24 +136,44 @@ class RelaySink:
         if self.gaps is not None:
             await self.gaps.unavailable(peer.source, ranges)
 
+    def attach_asker(
+        self, peer: Authenticated, address: str, ask: Callable[[list[tuple[int, int]]], Awaitable[None]]
+    ) -> None:
+        if self.gaps is not None:  # an operator's "ask the device" travels on this session
+            self.gaps.attach(peer.source, address, ask)
+
     def closed(self, peer: Authenticated | None, address: str, reason: str) -> None:
         self.devices.pop(address, None)
+        if self.files is not None:
+            self.files.peer_closed(peer)  # its files in transfer stop (their partials stay, to resume)
         if peer is not None:
             self.peers.closed(peer.source, address)
+            if self.gaps is not None:
+                self.gaps.detach(peer.source, address)
 
 
 class OutboxQueue:
-    """The journal's outbox seen as the sender's durable queue."""
+    """The journal's outbox seen as the sender's durable queue; counts what the collector acknowledged."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, throughput: Throughput | None = None) -> None:
         self.journal = journal
+        self.throughput = throughput or Throughput()
+        # Records and bytes of each batch handed to the sender, until its ack: bounded by what is in flight
+        # (and by the batches re-read after a reconnect, which replace their own entries).
+        self._sizes: dict[int, tuple[int, int]] = {}
 
     async def pending(self, after_key: int, max_batches: int) -> list[Outgoing]:
         rows = await self.journal.outbox_pending(after_key, max_batches)
+        if after_key == 0:
+            self._sizes.clear()  # a new session starts over: what was in flight is re-read now
+        for r in rows:
+            self._sizes[r.id] = (r.count, len(r.body))
         return [Outgoing(r.id, r.source, r.count, r.codec, r.body) for r in rows]
 
     async def acked(self, key: int, ack: Ack) -> None:
         await self.journal.outbox_ack([key])
+        records, nbytes = self._sizes.pop(key, (0, 0))
+        self.throughput.went_out(records, nbytes)
 
 
 class Relay:
@@ -158,6 +197,7 @@ class Relay:
         )
         collector_host, collector_port = parse_address(cfg.collector)
         token = read_token(cfg.token, cfg.token_file, "relay.token")
+        throughput = Throughput()  # what came in and what the collector acked, for rates (api/rates.py)
         sender = Sender(
             SenderConfig(
                 host=collector_host,
@@ -171,13 +211,16 @@ class Relay:
                 tls=upstream_tls.context if upstream_tls else None,
                 server_hostname=upstream_tls.server_hostname if upstream_tls else "",
             ),
-            OutboxQueue(journal),
+            OutboxQueue(journal, throughput),
         )
         sink = RelaySink(journal, rules, sender.notify)
+        sink.throughput = throughput
+        rates = RateHistory(throughput)
         content = ContentStore(self.data_dir / "files")
         retention = FileRetention(journal, content, cfg.file_keep_bytes)
-        file_sender = FileSender(sender.config, RelayFileOutbox(journal, content, retention.notify))
-        sink.files = file_intake(self.data_dir, journal, rules, file_sender.notify)
+        file_outbox = RelayFileOutbox(journal, content, retention.notify)
+        file_sender = FileSender(sender.config, file_outbox)
+        sink.files, file_outbox.live = file_intake(self.data_dir, journal, rules, file_sender.notify)
         missing = await MissingStore.open(self.data_dir / "missing.db", store_durability(cfg.durability))
         sink.gaps = AgentGaps(journal, missing)
         reconciler = self.reconciler = Reconciler(
@@ -195,7 +238,7 @@ class Relay:
             tls=agents_tls,
         )
         # Inputs without an agent: their records get seqs here and meet the same rules, held store, outbox.
-        feed = JournalFeed(journal, rules, sender.notify)
+        feed = JournalFeed(journal, rules, sender.notify, throughput)
         inputs: list[SyslogInput | LineInput] = [
             SyslogInput(feed, cfg.syslog_listen, max_message_bytes=cfg.syslog_max_message_bytes,
                         frame_timeout_s=cfg.idle_timeout_s),
@@ -218,6 +261,7 @@ class Relay:
         reconciling = asyncio.create_task(reconciler.run(sender_stop))
         forwarding_files = asyncio.create_task(file_sender.run(sender_stop))
         retaining = asyncio.create_task(retention.run(sender_stop))  # files' content within file_keep_bytes
+        sampling = asyncio.create_task(rates.run(sender_stop))  # the console's and /api/rates' history
         api: RunningApi | None = None
         try:
             address = await listener.start()
@@ -228,7 +272,8 @@ class Relay:
             # The API starts after the logferry/1 port accepts: devices never wait for fastapi to load.
             view = RelayView(name=cfg.name, token=secret, peers=sink.peers,
                              counters=listener.counters, audit=audit, journal=journal, sender=sender,
-                             config=cfg, listen=listen, reconciler=reconciler)  # fmt: skip
+                             config=cfg, listen=listen, reconciler=reconciler, gaps=sink.gaps,
+                             throughput=throughput, rates=rates)  # fmt: skip
             api = await start_api(view, "relay", cfg.api_listen)
             if api is not None:
                 view.listen["api"] = api.address
@@ -256,6 +301,7 @@ class Relay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(forwarding_files, cfg.shutdown_timeout_s)
             retaining.cancel()  # a pass in progress is one journal transaction: it commits or rolls back
+            sampling.cancel()  # only reads counters
             with contextlib.suppress(asyncio.CancelledError):
                 await retaining
             sink.files.close()

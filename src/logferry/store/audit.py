@@ -72,14 +72,50 @@ def _entry(row: Any) -> AuditEntry:
     )
 
 
-def _where(q: str | None) -> tuple[str, list[object]]:
-    """A case-insensitive substring match over operator, action, target and detail."""
-    if not q:
-        return "1", []
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    like = f"%{escaped}%"
-    cols = ("operator", "action", "target", "detail")
-    return " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols), [like] * len(cols)
+class AuditFilter(msgspec.Struct, frozen=True, gc=False):
+    """Which entries to list; unset fields match everything.
+
+    ``q`` is a case-insensitive substring of operator, action, target or detail; ``action`` matches an
+    action exactly or, ending in ``.``, every action under it (``held.``); ``operator`` matches exactly;
+    ``since_ns`` is inclusive, ``until_ns`` exclusive (the index ``audit_at`` serves them).
+    """
+
+    q: str | None = None
+    action: str | None = None
+    operator: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _where(chosen: AuditFilter | str | None) -> tuple[str, list[object]]:
+    f = chosen if isinstance(chosen, AuditFilter) else AuditFilter(q=chosen or None)
+    clauses: list[str] = []
+    params: list[object] = []
+    if f.q:
+        cols = ("operator", "action", "target", "detail")
+        clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
+        params += [_like(f.q)] * len(cols)
+    if f.action:
+        if f.action.endswith("."):
+            clauses.append("substr(action, 1, ?) = ?")
+            params += [len(f.action), f.action]
+        else:
+            clauses.append("action = ?")
+            params.append(f.action)
+    if f.operator:
+        clauses.append("operator = ?")
+        params.append(f.operator)
+    if f.since_ns is not None:
+        clauses.append("at_ns >= ?")
+        params.append(f.since_ns)
+    if f.until_ns is not None:
+        clauses.append("at_ns < ?")
+        params.append(f.until_ns)
+    return " AND ".join(clauses) or "1", params
 
 
 class AuditLog:
@@ -127,19 +163,28 @@ class AuditLog:
 
         await self._db.write(run)
 
+    async def operators_and_actions(self) -> tuple[list[str], list[str]]:
+        """Every operator and every action named in the log (for the console's filters), sorted."""
+        sql_o, sql_a = "SELECT DISTINCT operator FROM audit", "SELECT DISTINCT action FROM audit"
+        ops = await self._db.read(lambda c: sorted(str(r[0]) for r in c.execute(sql_o)))
+        acts = await self._db.read(lambda c: sorted(str(r[0]) for r in c.execute(sql_a)))
+        return ops, acts
+
     async def get(self, entry_id: int) -> AuditEntry | None:
         sql = f"SELECT {_COLUMNS} FROM audit WHERE id = ?"
         row = await self._db.read(lambda c: c.execute(sql, (entry_id,)).fetchone())
         return None if row is None else _entry(row)
 
-    async def page(self, q: str | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
-        """Entries matching ``q``, newest first."""
+    async def page(
+        self, q: AuditFilter | str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[AuditEntry]:
+        """Entries matching ``q`` (a filter, or a substring as :attr:`AuditFilter.q`), newest first."""
         clause, params = _where(q)
         sql = f"SELECT {_COLUMNS} FROM audit WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?"
         rows = await self._db.read(lambda c: c.execute(sql, [*params, limit, offset]).fetchall())
         return [_entry(r) for r in rows]
 
-    async def count(self, q: str | None = None) -> int:
+    async def count(self, q: AuditFilter | str | None = None) -> int:
         clause, params = _where(q)
         sql = f"SELECT COUNT(*) FROM audit WHERE {clause}"
         row = await self._db.read(lambda c: c.execute(sql, params).fetchone())

@@ -120,6 +120,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX file_items_kept ON file_items(pruned, sent, sent_ns);
     CREATE INDEX file_items_gone ON file_items(pruned, fate);
     """,
+    # The held table's source filter, newest first and within a time range (console, GET /api/held): without
+    # it a source's held records are all read and sorted for every page.
+    """
+    CREATE INDEX held_source_ts ON held(source, ts_ns);
+    """,
 )
 
 

@@ -95,6 +95,15 @@ class MissingEntry(msgspec.Struct, array_like=True, frozen=True, gc=False):
         return self.last_seq - self.first_seq + 1
 
 
+class SourceTally(msgspec.Struct, frozen=True, gc=False):
+    """How many entries (and seqs in them) of one kind one source has in the missing list."""
+
+    source: str
+    kind: MissingKind
+    entries: int
+    seqs: int
+
+
 def _entry(row: tuple[object, ...]) -> MissingEntry:
     return msgspec.convert(row, MissingEntry)
 
@@ -222,6 +231,19 @@ class MissingStore:
             lambda c: c.execute(f"SELECT COUNT(*) FROM missing WHERE {clauses}", params).fetchone()
         )
         return int(rows[0])
+
+    async def per_source(
+        self, *, state: MissingState | None = None, kind: MissingKind | None = None, limit: int = 1000
+    ) -> list[SourceTally]:
+        """Per source (at most ``limit`` sources, by name) and kind: how many entries and seqs match."""
+        clauses, params = _where(state, kind, None)
+        sources = f"SELECT DISTINCT source FROM missing WHERE {clauses} ORDER BY source LIMIT ?"
+        sql = (
+            f"SELECT source, kind, COUNT(*), SUM(last_seq - first_seq + 1) FROM missing WHERE {clauses} "
+            f"AND source IN ({sources}) GROUP BY source, kind ORDER BY source, kind"
+        )
+        rows = await self._db.read(lambda c: c.execute(sql, [*params, *params, limit]).fetchall())
+        return [SourceTally(str(s), MissingKind(k), int(n), int(q)) for s, k, n, q in rows]
 
     async def get(self, ids: Sequence[int]) -> list[MissingEntry]:
         """The entries with these ids (unknown ids are left out), ascending."""

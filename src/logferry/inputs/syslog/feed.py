@@ -24,6 +24,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields
 
+from logferry.api.rates import Throughput
 from logferry.config import parse_address
 from logferry.errors import TransportError
 from logferry.model import Entry
@@ -57,10 +58,17 @@ class InputCounters:
 class JournalFeed:
     """Commits entries of the relay's own inputs through the journal, with the relay's rules."""
 
-    def __init__(self, journal: Journal, rules: RuleSet, on_outbox: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        rules: RuleSet,
+        on_outbox: Callable[[], None],
+        throughput: Throughput | None = None,
+    ) -> None:
         self.journal = journal
         self.rules = rules
         self.on_outbox = on_outbox
+        self.throughput = throughput or Throughput()  # records and message bytes in, for the relay's rates
 
     async def commit(self, items: Iterable[tuple[str, Entry]]) -> None:
         """Journal every entry under its source; returns once all of them are durable."""
@@ -73,6 +81,7 @@ class JournalFeed:
                 group.append(entry)
         for source, entries in groups.items():
             await self.journal.commit_entries(source, entries, functools.partial(self.rules.decide, source))
+            self.throughput.came_in(len(entries), sum(len(e.msg) for e in entries))
         if groups:
             self.on_outbox()
 
