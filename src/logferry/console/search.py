@@ -1,32 +1,43 @@
-"""The collector's Search page: an FTS5 query over messages with source and level filters, paged results
-(newest first), and an item's detail — the same ``RecordStore.search`` that ``GET /api/records/search``
-answers from.
+"""The collector's Search page: a full-text query with field filters (source, level, host, path) and a time
+range (from/to, or the last 15 min, 1 h, 24 h, 7 d), a histogram of the matches over time, facets whose
+values filter when clicked, and the matches newest first, a page at a time, each with its detail.
 
-Indexing trails storage, so the page says how many stored records are not searchable yet. An invalid query
-shows the store's explanation and how to quote. Paging reads one row more than a page to know whether a
-next page exists (a search has no cheap total). This page reads only; it must never change a store.
+Every read is one of ``store/record_queries.py`` — the same SQL that ``GET /api/records/search``,
+``/api/records/histogram`` and ``/api/records/facets`` answer from. Indexing trails storage, so the page says
+how many stored records are not searchable yet; an invalid query shows the store's explanation. The chart
+is NiceGUI's ECharts, served by this daemon like the rest of the console (no CDN). This page reads only; it
+must never change a store.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from nicegui import events, ui
 
 from logferry.api.launch import CollectorView
-from logferry.api.routes_status import _source_counts as source_counts  # the one per-source listing
+from logferry.api.params import parse_time_ns
+from logferry.api.problems import ApiError
+from logferry.console.i18n import register, t
 from logferry.console.layout import PAGE_SIZE, frame, level_name, level_options, pager_text, when
 from logferry.model import Level
+from logferry.store.record_queries import FACET_FIELDS, Facets, Histogram, RecordFilter, RecordQueries
 from logferry.store.records import SearchQueryError, StoredRecord
 
-COLUMNS: list[dict[str, Any]] = [
-    {"name": "ts", "label": "Time (UTC)", "field": "ts", "align": "left"},
-    {"name": "key", "label": "Record", "field": "key", "align": "left"},
-    {"name": "level", "label": "Level", "field": "level", "align": "left"},
-    {"name": "host", "label": "Host", "field": "host", "align": "left"},
-    {"name": "msg", "label": "Message", "field": "msg", "align": "left",
-     "classes": "max-w-2xl truncate", "headerClasses": "max-w-2xl"},
-]  # fmt: skip
+NS = 1_000_000_000
+QUICK_RANGES_S = {"": 0, "15m": 900, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
+
+
+def columns() -> list[dict[str, Any]]:
+    return [
+        {"name": "ts", "label": t("Time (UTC)"), "field": "ts", "align": "left"},
+        {"name": "key", "label": t("Record"), "field": "key", "align": "left"},
+        {"name": "level", "label": t("Level"), "field": "level", "align": "left"},
+        {"name": "host", "label": t("Host"), "field": "host", "align": "left"},
+        {"name": "msg", "label": t("Message"), "field": "msg", "align": "left",
+         "classes": "max-w-2xl truncate", "headerClasses": "max-w-2xl"},
+    ]  # fmt: skip
 
 
 def row(found: StoredRecord) -> dict[str, Any]:
@@ -39,64 +50,116 @@ def row(found: StoredRecord) -> dict[str, Any]:
 
 def detail_lines(found: StoredRecord) -> list[tuple[str, str]]:
     r = found.record
-    fields = ", ".join(f"{k}={v}" for k, v in sorted(r.fields.items())) or "none"
+    fields = ", ".join(f"{k}={v}" for k, v in sorted(r.fields.items())) or t("none")
     return [
-        ("Record", f"{found.source}:{r.seq}"), ("Time (UTC)", when(r.ts_ns)), ("Level", level_name(r.level)),
-        ("Host", r.host), ("Path", r.path), ("Via relay", found.relay),
-        ("Received at (UTC)", when(found.received_ns)), ("Fields", fields), ("Digest", r.digest.hex()),
-        ("Message", r.msg),
+        (t("Record"), f"{found.source}:{r.seq}"), (t("Time (UTC)"), when(r.ts_ns)),
+        (t("Level"), level_name(r.level)), (t("Host"), r.host), (t("Path"), r.path),
+        (t("Via relay"), found.relay), (t("Received at (UTC)"), when(found.received_ns)),
+        (t("Fields"), fields), (t("Digest"), r.digest.hex()), (t("Message"), r.msg),
     ]  # fmt: skip
+
+
+def chart_options(h: Histogram) -> dict[str, Any]:
+    """ECharts options for the histogram: one bar per bucket, labelled by its start (UTC)."""
+    return {
+        "animation": False,
+        "grid": {"left": 50, "right": 16, "top": 16, "bottom": 40},
+        "tooltip": {"trigger": "axis"},
+        "xAxis": {"type": "category", "data": [when(b.start_ns)[:16] for b in h.buckets]},
+        "yAxis": {"type": "value", "minInterval": 1},
+        "series": [{"type": "bar", "name": t("matches"), "data": [b.count for b in h.buckets],
+                    "itemStyle": {"color": "#475569"}}],
+    }  # fmt: skip
 
 
 class SearchPage:
     def __init__(self, view: CollectorView) -> None:
         self.view = view
+        self.queries = RecordQueries(view.store)
         self.offset = 0
         self.found: dict[str, StoredRecord] = {}
+        self.histogram = Histogram(0, 1, [], 0, False)
 
     async def build(self) -> None:
-        sources = [s for s, _n, _m in await source_counts(self.view.store)]
-        with frame("Search"):
+        sources = [s.source for s in await self.view.store.source_counts()]
+        with frame(t("Search")):
             with ui.row().classes("items-end gap-3 flex-wrap"):
-                self.q = (
-                    ui.input("Full-text query", placeholder='words, "a phrase", prefix*, AND / OR / NOT')
-                    .classes("w-96")
-                    .mark("search-q")
+                self.q = ui.input(
+                    t("Full-text query"), placeholder=t('words, "a phrase", prefix*, AND / OR / NOT')
                 )
-                self.q.on("keydown.enter", self.search)
+                self.q.classes("w-96").mark("search-q").on("keydown.enter", self.search)
                 self.source = ui.select(
-                    {"": "any source"} | {s: s for s in sources}, value="", label="Source"
+                    {"": t("any source")} | {s: s for s in sources}, value="", label=t("Source")
                 )
                 self.source.classes("w-48").mark("search-source")
-                self.level = ui.select(level_options(), value="", label="Level")
-                self.level.classes("w-44").mark("search-level")
-                ui.button("Search", icon="search", on_click=self.search).mark("search-go")
+                self.level = ui.select(level_options(), value="", label=t("Level")).classes("w-44")
+                self.level.mark("search-level")
+                self.host = ui.input(t("Host")).classes("w-36").mark("search-host")
+                self.path = ui.input(t("Path")).classes("w-48").mark("search-path")
+            with ui.row().classes("items-end gap-3 flex-wrap"):
+                quick = {"": t("any time"), "15m": t("last 15 min"), "1h": t("last hour"),
+                         "24h": t("last 24 hours"), "7d": t("last 7 days")}  # fmt: skip
+                self.quick = ui.select(quick, value="", label=t("Time range")).classes("w-40")
+                self.quick.mark("search-range").on_value_change(self.search)
+                self.since = ui.input(t("From (UTC)"), placeholder="2026-11-25T10:00").classes("w-48")
+                self.since.mark("search-since")
+                self.until = ui.input(t("To (UTC)"), placeholder="2026-11-25T11:00").classes("w-48")
+                self.until.mark("search-until")
+                ui.button(t("Search"), icon="search", on_click=self.search).mark("search-go")
+                ui.button(t("Clear filters"), on_click=self.clear).props("flat").mark("search-clear")
             self.problem = ui.label("").classes("text-red-700").mark("search-problem")
-            self.table = ui.table(columns=COLUMNS, rows=[], row_key="key", pagination=0).classes("w-full")
-            self.table.props("hide-bottom dense").mark("search-table")
-            self.table.on("rowClick", self.on_row_click)
-            with ui.row().classes("items-center gap-2"):
-                self.previous = (
-                    ui.button("Previous", on_click=self.page_back).props("flat").mark("search-previous")
-                )
-                self.span = ui.label("").mark("search-span")
-                self.next = ui.button("Next", on_click=self.page_on).props("flat").mark("search-next")
-                self.pending = ui.label("").classes("text-sm opacity-60").mark("search-pending")
+            with ui.row().classes("w-full gap-4 no-wrap items-start"):
+                with ui.column().classes("grow gap-2"):
+                    self.chart = ui.echart(chart_options(self.histogram)).classes("w-full h-48")
+                    self.chart.mark("search-histogram").on_point_click(self.zoom)
+                    self.chart_note = ui.label("").classes("text-xs opacity-60").mark("search-histogram-note")
+                    self.table = ui.table(columns=columns(), rows=[], row_key="key", pagination=0)
+                    self.table.classes("w-full").props("hide-bottom dense").mark("search-table")
+                    self.table.on("rowClick", self.on_row_click)
+                    with ui.row().classes("items-center gap-2"):
+                        self.previous = ui.button(t("Previous"), on_click=self.page_back).props("flat")
+                        self.previous.mark("search-previous")
+                        self.span = ui.label("").mark("search-span")
+                        self.next = (
+                            ui.button(t("Next"), on_click=self.page_on).props("flat").mark("search-next")
+                        )
+                        self.pending = ui.label("").classes("text-sm opacity-60").mark("search-pending")
+                self.facet_box = ui.column().classes("w-72 gap-2").mark("search-facets")
         await self.refresh()
 
-    async def refresh(self) -> None:
+    def record_filter(self) -> RecordFilter:
+        """The filter the inputs describe; raises ApiError naming a time it cannot read."""
         level = str(self.level.value or "")
+        span = QUICK_RANGES_S.get(str(self.quick.value or ""), 0)
+        if span:
+            until = time.time_ns()
+            since: int | None = until - span * NS
+            until_ns: int | None = None
+        else:
+            since = parse_time_ns(str(self.since.value or ""), t("From (UTC)"))
+            until_ns = parse_time_ns(str(self.until.value or ""), t("To (UTC)"))
+        return RecordFilter(
+            text=str(self.q.value or "").strip(), source=str(self.source.value or "") or None,
+            level_max=int(Level.parse(level)) if level else None,
+            host=str(self.host.value or "").strip() or None,
+            path=str(self.path.value or "").strip() or None, ts_min_ns=since, ts_max_ns=until_ns,
+        )  # fmt: skip
+
+    async def refresh(self) -> None:
+        found: list[StoredRecord] = []
+        facets = Facets()
         try:
-            found = await self.view.store.search(
-                str(self.q.value or "").strip(),
-                PAGE_SIZE + 1,
-                self.offset,
-                source=str(self.source.value or "") or None,
-                level_max=int(Level.parse(level)) if level else None,
-            )
+            f = self.record_filter()
+            found = await self.queries.search(f, PAGE_SIZE + 1, self.offset)
+            self.histogram = await self.queries.histogram(f)
+            facets = await self.queries.facets(f)
         except SearchQueryError as exc:
-            self.problem.set_text(f'{exc}. Quote words with special characters: "user=kim".')
-            found = []
+            self.problem.set_text(
+                t('{error}. Quote words with special characters: "user=kim".', error=str(exc))
+            )
+            self.histogram = Histogram(0, 1, [], 0, False)
+        except ApiError as exc:
+            self.problem.set_text(t("{error}: {hint}", error=exc.message, hint=exc.hint))
         else:
             self.problem.set_text("")
         more, page = len(found) > PAGE_SIZE, found[:PAGE_SIZE]
@@ -107,9 +170,70 @@ class SearchPage:
         self.span.set_text(pager_text(self.offset, len(rows), None if more or self.offset else len(rows)))
         self.previous.set_enabled(self.offset > 0)
         self.next.set_enabled(more)
+        self.show_histogram()
+        self.show_facets(facets)
         pending = (await self.view.store.stats()).fts_pending
-        trailing = f"not searchable yet: {pending:,} stored (indexing trails storage)"
+        trailing = t("not searchable yet: {n} stored (indexing trails storage)", n=f"{pending:,}")
         self.pending.set_text(trailing if pending else "")
+
+    def show_histogram(self) -> None:
+        h = self.histogram
+        self.chart.options.clear()
+        self.chart.options.update(chart_options(h))
+        self.chart.update()
+        note = t("{total} matches, {width} s per bar", total=f"{h.total:,}", width=h.width_s)
+        if h.partial:
+            note += " · " + t("counted the newest {total} only; older bars are low", total=f"{h.total:,}")
+        self.chart_note.set_text(note if h.buckets else "")
+
+    def show_facets(self, facets: Facets) -> None:
+        titles = {"source": t("Source"), "level": t("Level"), "host": t("Host"), "path": t("Path")}
+        self.facet_box.clear()
+        with self.facet_box:
+            for name in FACET_FIELDS:
+                values = facets.fields.get(name, [])
+                with ui.card().classes("w-full p-2 gap-1"):
+                    ui.label(titles[name]).classes("text-xs uppercase opacity-60")
+                    for v in values:
+                        shown = level_name(v.value) if isinstance(v.value, int) else v.value
+                        with ui.row().classes("w-full justify-between no-wrap gap-2"):
+                            link = ui.link(shown or t("(empty)")).classes("truncate cursor-pointer")
+                            link.mark(f"facet-{name}-{shown}").on(
+                                "click", lambda n=name, s=shown: self.pick(n, s)
+                            )
+                            ui.label(f"{v.count:,}").classes("text-xs opacity-70")
+            if facets.partial:
+                ui.label(t("counts cover the newest {n} matches", n=f"{facets.scanned:,}")).classes("text-xs")
+
+    async def pick(self, name: str, value: str) -> None:
+        """A facet value was clicked: filter by it."""
+        if name == "source":
+            self.source.set_options({"": t("any source")} | dict(self.source.options) | {value: value})
+            self.source.value = value
+        elif name == "level":
+            self.level.value = value
+        elif name == "host":
+            self.host.value = value
+        else:
+            self.path.value = value
+        await self.search()
+
+    async def zoom(self, event: events.EChartPointClickEventArguments) -> None:
+        """A histogram bar was clicked: search that bar's time span."""
+        h = self.histogram
+        if not 0 <= event.data_index < len(h.buckets):
+            return
+        start = h.buckets[event.data_index].start_ns
+        self.quick.value = ""
+        self.since.value = when(start).replace(" ", "T")
+        self.until.value = when(start + h.width_s * NS).replace(" ", "T")
+        await self.search()
+
+    async def clear(self) -> None:
+        for box in (self.q, self.host, self.path, self.since, self.until):
+            box.value = ""
+        self.source.value = self.level.value = self.quick.value = ""
+        await self.search()
 
     async def search(self) -> None:
         self.offset = 0
@@ -130,14 +254,64 @@ class SearchPage:
         if found is None:
             return
         with ui.dialog() as dialog, ui.card().classes("min-w-[36rem] max-w-4xl"):
-            ui.label("Stored record").classes("text-lg font-semibold")
+            ui.label(t("Stored record")).classes("text-lg font-semibold")
             with ui.grid(columns="auto 1fr").classes("gap-x-4 gap-y-1").mark("search-detail"):
                 for label, value in detail_lines(found):
                     ui.label(label).classes("text-sm opacity-60")
                     ui.label(value).classes("text-sm break-all whitespace-pre-wrap")
-            ui.button("Close", on_click=dialog.close).props("flat").classes("self-end")
+            ui.button(t("Close"), on_click=dialog.close).props("flat").classes("self-end")
         dialog.open()
 
 
 async def build(view: CollectorView) -> None:
     await SearchPage(view).build()
+
+
+register(
+    "ko",
+    {
+        "Time (UTC)": "시각 (UTC)",
+        "Record": "레코드",
+        "Level": "수준",
+        "Host": "호스트",
+        "Message": "메시지",
+        "none": "없음",
+        "Path": "경로",
+        "Via relay": "경유 릴레이",
+        "Received at (UTC)": "수신 시각 (UTC)",
+        "Fields": "필드",
+        "Digest": "다이제스트",
+        "matches": "일치",
+        "Search": "검색",
+        "Full-text query": "전문 검색어",
+        'words, "a phrase", prefix*, AND / OR / NOT': '단어, "구문", 접두사*, AND / OR / NOT',
+        "any source": "모든 소스",
+        "Source": "소스",
+        "any time": "전체 기간",
+        "last 15 min": "최근 15분",
+        "last hour": "최근 1시간",
+        "last 24 hours": "최근 24시간",
+        "last 7 days": "최근 7일",
+        "Time range": "기간",
+        "From (UTC)": "시작 (UTC)",
+        "To (UTC)": "끝 (UTC)",
+        "Clear filters": "필터 지우기",
+        "Previous": "이전",
+        "Next": "다음",
+        '{error}. Quote words with special characters: "user=kim".': (
+            '{error}. 특수 문자가 있는 단어는 따옴표로 묶으세요: "user=kim".'
+        ),
+        "{error}: {hint}": "{error}: {hint}",
+        "not searchable yet: {n} stored (indexing trails storage)": (
+            "아직 검색 불가: {n}건 저장됨 (색인이 저장보다 늦음)"
+        ),
+        "{total} matches, {width} s per bar": "{total}건 일치, 막대당 {width}초",
+        "counted the newest {total} only; older bars are low": (
+            "최신 {total}건만 셈; 이전 막대는 실제보다 낮음"
+        ),
+        "(empty)": "(비어 있음)",
+        "counts cover the newest {n} matches": "최신 {n}건 기준 집계",
+        "Stored record": "저장된 레코드",
+        "Close": "닫기",
+    },
+)

@@ -15,17 +15,23 @@ from pathlib import Path
 
 import msgspec
 
+from logferry.analysis.follower import Follower
+from logferry.analysis.settings import settings_from
+from logferry.analysis.store import AnalysisStore
 from logferry.api.launch import CollectorView, RunningApi, api_token, start_api
 from logferry.config import CollectorConfig
+from logferry.errors import StoreError
 from logferry.lifecycle import StopSignal, announce_ready
 from logferry.model import decode_body
 from logferry.protocol.connection import Authenticated
 from logferry.protocol.messages import (
     Batch,
     Code,
+    FileCancel,
     FileChunk,
     FileDone,
     FileOffer,
+    FileWhole,
     ItemsAnswer,
     ItemsQuery,
     ReconcileAnswer,
@@ -74,6 +80,12 @@ class CollectorSink:
     async def file_finished(self, peer: Authenticated, done: FileDone) -> None:
         await self._files().file_finished(peer, done)
 
+    async def file_whole(self, peer: Authenticated, whole: FileWhole) -> None:
+        await self._files().file_whole(peer, whole)
+
+    async def file_cancelled(self, peer: Authenticated, cancel: FileCancel) -> None:
+        await self._files().file_cancelled(peer, cancel)
+
     def _files(self) -> FileIntake:
         if self.files is None:
             raise BatchRefused(Code.PROTOCOL, "this collector does not take files", retry=False)
@@ -112,8 +124,28 @@ class CollectorSink:
 
     def closed(self, peer: Authenticated | None, address: str, reason: str) -> None:
         self.peers.pop(address, None)
+        if self.files is not None:
+            self.files.peer_closed(peer)
         if peer is not None:
             self.relays.closed(peer.source, address)
+
+
+async def rehash_files(manifests: FileManifests, interval_s: float) -> None:
+    """Every ``interval_s`` (0: never), re-hash all stored file content: damage that kept a file's size and
+    mtime is found only so; its items then answer reconciliation with a digest that matches nothing."""
+    if interval_s <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval_s)
+        started = time.monotonic()
+        try:
+            bad = await manifests.verify_content()
+        except (OSError, StoreError) as exc:
+            log.error("re-hashing the stored files failed: %s; trying again in %.0f s", exc, interval_s)
+            continue
+        log.log(logging.WARNING if bad else logging.INFO,
+                "re-hashed the stored files in %.1f s: %d content%s missing or damaged",
+                time.monotonic() - started, bad, "" if bad == 1 else "s")  # fmt: skip
 
 
 class Collector:
@@ -141,12 +173,18 @@ class Collector:
         secret = api_token(cfg, "collector")
         audit = await AuditLog.open(self.data_dir / "audit.db", store_durability(cfg.durability))
         indexer = asyncio.create_task(self._materialize(store, sink))
+        rehash = asyncio.create_task(rehash_files(manifests, cfg.file_rehash_interval_s))
+        analysis = await AnalysisStore.open(self.data_dir, store_durability(cfg.durability))
+        follower = Follower(store, analysis, settings_from(cfg), busy=lambda: self._busy(sink))
+        # Behind ingestion, in its own task (analysis/follower.py); derived data, so it may be turned off.
+        miner = asyncio.create_task(follower.run()) if cfg.analysis_enabled else None
         api: RunningApi | None = None
         try:
             address = await listener.start()
             # The API starts after the logferry/1 port accepts: relays never wait for fastapi to load.
             view = CollectorView(name=cfg.name, token=secret, peers=sink.relays, counters=listener.counters,
                                  audit=audit, store=store, config=cfg, files=manifests,
+                                 analysis=follower if miner is not None else None,
                                  listen={"logferry": address})  # fmt: skip
             api = await start_api(view, "collector", cfg.api_listen)
             if api is not None:
@@ -161,9 +199,15 @@ class Collector:
             if api is not None:
                 await api.stop(cfg.shutdown_timeout_s)  # no-op unless an error skipped the ordered stop
             await audit.close()
-            indexer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await indexer
+            if miner is not None:
+                miner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await miner
+            await analysis.close()
+            for task in (indexer, rehash):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             sink.files.close()
             await manifests.close()
             await store.close()
@@ -193,6 +237,11 @@ class Collector:
                     await asyncio.wait_for(sink.committed.wait(), INDEX_IDLE_S)
             else:
                 await asyncio.sleep(0)
+
+    @staticmethod
+    def _busy(sink: CollectorSink) -> bool:
+        """Relays are sending now: analysis yields to ingestion."""
+        return time.monotonic() - sink.last_receive < INGEST_QUIET_S
 
     async def _should_wait(self, store: RecordStore, sink: CollectorSink) -> bool:
         cfg = self.config

@@ -87,11 +87,22 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     INSERT OR IGNORE INTO recon_dirty SELECT DISTINCT source, 1, seq >> 10 FROM records;
     """,
+    # Search and facets by source over a time range (store/record_queries.py): without it a source filter
+    # walks the whole (source, seq) index of a busy source. One more index entry per stored row.
+    """
+    CREATE INDEX records_source_ts ON records(source, ts_ns);
+    """,
 )
 
-_COLUMNS = "source, seq, ts_ns, level, host, path, msg, fields, digest, relay, received_ns"
+STORED_COLUMNS = _COLUMNS = "source, seq, ts_ns, level, host, path, msg, fields, digest, relay, received_ns"
 _json = msgspec.json.Encoder()
 _fields_decoder = msgspec.json.Decoder(dict[str, str])
+
+
+class SourceCount(msgspec.Struct, frozen=True, gc=False):
+    source: str
+    count: int  # records stored
+    max_seq: int
 
 
 class SearchQueryError(StoreError):
@@ -120,7 +131,8 @@ class RecordStats(msgspec.Struct, frozen=True, gc=False):
     fts_pending: int
 
 
-def _stored(row: Any) -> StoredRecord:
+def stored_from_row(row: Any) -> StoredRecord:
+    """A row of ``STORED_COLUMNS`` as a StoredRecord (store/record_queries.py reads rows too)."""
     source, seq, ts_ns, level, host, path, msg, fields, digest, relay, received_ns = row
     found = _fields_decoder.decode(fields) if fields else {}
     return StoredRecord(source, relay, received_ns, Record(seq, ts_ns, level, host, path, msg, found, digest))
@@ -310,7 +322,7 @@ class RecordStore:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM records WHERE source = ? AND seq = ?", (source, seq)
             ).fetchone()
-            return None if row is None else _stored(row)
+            return None if row is None else stored_from_row(row)
 
         return await self._db.read(run)
 
@@ -353,9 +365,15 @@ class RecordStore:
                     f'invalid search query {query!r}: {exc}; use words, "quoted phrases", prefix*, '
                     "AND / OR / NOT and parentheses"
                 ) from exc
-            return [_stored(r) for r in rows]
+            return [stored_from_row(r) for r in rows]
 
         return await self._db.read(run)
+
+    async def source_counts(self, limit: int = 10_000) -> list[SourceCount]:
+        """Every source (at most ``limit``) with its records stored and highest seq, by name."""
+        sql = "SELECT source, count, max_seq FROM sources ORDER BY source LIMIT ?"
+        rows = await self._db.read(lambda c: c.execute(sql, (limit,)).fetchall())
+        return [SourceCount(str(s), int(n), int(m)) for s, n, m in rows]
 
     async def seqs(self, source: str) -> list[Range]:
         """The inclusive ranges of seqs of ``source`` this store holds."""
@@ -375,7 +393,7 @@ class RecordStore:
     async def conflicts(self, limit: int = 100) -> list[StoredRecord]:
         """Records that reused a stored id with another digest, oldest first (``get`` has the first)."""
         sql = f"SELECT {_COLUMNS} FROM conflicts ORDER BY id LIMIT ?"
-        return await self._db.read(lambda c: [_stored(r) for r in c.execute(sql, (limit,))])
+        return await self._db.read(lambda c: [stored_from_row(r) for r in c.execute(sql, (limit,))])
 
     async def stats(self) -> RecordStats:
         def run(conn: sqlite3.Connection) -> RecordStats:
