@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import console
 import files
 import logferry_side
 import reconcile
@@ -161,6 +162,8 @@ def run_logferry(run: Runner, plan: Plan) -> None:
     run.step("logferry", "loss", lambda: logferry_side.loss(cmd, plan.n, KILL_AT, plan.quiet, plan.timeout))
     run.step("logferry", "reconcile", lambda: reconcile.measure(10_000_000, 3))
     run.step("logferry", "files", lambda: files.measure(cmd, skip_install=plan.skip_install))  # vs rsync -a
+    # The operator console on 1M held records and 10M stored records (stores cached under /tmp).
+    run.step("logferry", "console", console.measure)
 
 
 def _get(results: dict[str, Any], system: str, what: str, key: str) -> float:
@@ -209,6 +212,9 @@ def table(results: dict[str, Any]) -> str:
     shipped = results.get("logferry", {}).get("files")
     if isinstance(shipped, dict) and "error" not in shipped:
         lines.extend(files.summary(shipped))
+    measured = results.get("logferry", {}).get("console")
+    if isinstance(measured, dict) and "error" not in measured:
+        lines.extend(console.summary(measured))
     lines.append("")
     for peer in ("rsyslog_plain", "rsyslog_reliable"):
         ratios = results["ratios"][f"logferry/{peer}"]
