@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests drive as real peers (rsyslog, its TLS driver, rsync, logger,
-# chromium for the console's browser tests),
+# chromium for the console's browser tests, a Korean font so its screenshots of the Korean locale show text),
 # only those that are missing. Idempotent; needs root and the package registry when something is missing.
 set -euo pipefail
-want=(rsyslog rsyslog-gnutls rsync bsdutils chromium)
+want=(rsyslog rsyslog-gnutls rsync bsdutils chromium fonts-nanum)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

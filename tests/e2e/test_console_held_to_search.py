@@ -11,18 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from playwright.sync_api import ConsoleMessage, Page, Request, WebSocket, expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.integration.api_chain import get_json, start_api_chain
+from tests.e2e.browser import OPERATOR, browser_page, shoot, users_toml
+from tests.integration.api_chain import call, start_api_chain
 from tests.integration.procs import Procs, wait_until
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]  # fmt: skip
 MARK = "order=e2e4711"
 LINES = [
     "2026-11-25T10:00:00 INFO http: GET /api/orders 200 12ms",
@@ -30,110 +25,101 @@ LINES = [
     "2026-11-25T10:00:02 INFO billing: charge card=5500000000000004 order=other",
     "2026-11-25T10:00:03 INFO http: GET /api/orders 200 7ms",
 ]
-
-
-class Browser:
-    """What the browser asked for and complained about, for the offline and no-error assertions."""
-
-    def __init__(self, page: Page) -> None:
-        self.urls: list[str] = []
-        self.errors: list[str] = []
-        page.on("request", self._request)
-        page.on("websocket", self._websocket)
-        page.on("console", self._console)
-        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-
-    def _request(self, request: Request) -> None:
-        self.urls.append(request.url)
-
-    def _websocket(self, ws: WebSocket) -> None:
-        self.urls.append(ws.url)
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(f"console error: {message.text}")
-
-    def off_host(self) -> list[str]:
-        return [u for u in self.urls if not u.startswith("data:") and urlsplit(u).hostname != "127.0.0.1"]
-
-
-def shoot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, animations="disabled")
+TOKEN = "e2e-token-" + "9" * 32  # the shared api_token the test itself reads the API with
 
 
 def held_total(relay_api: str, **params: Any) -> int:
-    return int(get_json(relay_api + "/api/held", **params)["total"])
+    response = call("GET", relay_api + "/api/held", token=TOKEN, **params)
+    assert response.status_code == 200, response.text
+    return int(response.json()["total"])
 
 
-def test_release_in_relay_console_then_find_in_collector_search(
+def api(url: str, **params: Any) -> Any:
+    response = call("GET", url, token=TOKEN, **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_operator_releases_in_relay_console_then_finds_it_in_collector_search(
     procs: Procs, tmp_path: Path, chromium_path: Path
 ) -> None:
-    chain = start_api_chain(procs, tmp_path)
+    chain = start_api_chain(
+        procs, tmp_path,
+        relay_extra=f'api_token = "{TOKEN}"\n' + users_toml("relay"),
+        collector_extra=f'api_token = "{TOKEN}"\n' + users_toml("collector"),
+    )  # fmt: skip
     log = tmp_path / "app.log"
     log.write_text("".join(line + "\n" for line in LINES), encoding="utf-8")
     chain.start_agent("edge-1", "--tail", str(log))
     wait_until(lambda: held_total(chain.relay_api) == 2, 20, "two records held by hold-cards")
     relay, collector = chain.relay_api, chain.collector_api
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            seen = Browser(page)
+    with browser_page(chromium_path) as seen:
+        page = seen.page
+        page.goto(relay + "/held")
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        shoot(page, "relay-signin")
+        seen.sign_in(relay, OPERATOR, "/")
+        expect(page.get_by_text("Connected devices")).to_be_visible()
+        expect(page.locator(".q-table").first).to_contain_text("edge-1")
+        page.wait_for_timeout(3500)  # one refresh of the live charts has points to draw
+        shoot(page, "relay-overview")
 
-            page.goto(relay + "/")
-            expect(page.get_by_text("Connected devices")).to_be_visible()
-            expect(page.locator(".q-table").first).to_contain_text("edge-1")
-            shoot(page, "relay-overview")
+        page.get_by_role("link", name="Held").click()
+        expect(page).to_have_url(relay + "/held")
+        rows = page.locator(".q-table tbody tr")
+        expect(rows).to_have_count(2)
+        shoot(page, "relay-held")
 
-            page.get_by_role("link", name="Held").click()
-            expect(page).to_have_url(relay + "/held")
-            rows = page.locator(".q-table tbody tr")
-            expect(rows).to_have_count(2)
-            shoot(page, "relay-held")
+        page.get_by_label("Search message or path").fill(MARK)
+        page.get_by_role("button", name="Search").click()
+        expect(rows).to_have_count(1)
+        rows.filter(has_text=MARK).click()  # the detail dialog
+        expect(page.get_by_text("Held by rule")).to_be_visible()
+        expect(page.locator(".q-dialog")).to_contain_text("hold-cards")
+        shoot(page, "relay-held-detail")
+        page.locator(".q-dialog").get_by_role("button", name="Close").click()
+        expect(page.locator(".q-dialog")).to_have_count(0)
 
-            page.get_by_label("Search message or path").fill(MARK)
-            page.get_by_role("button", name="Search").click()
-            expect(rows).to_have_count(1)
-            rows.filter(has_text=MARK).click()  # the detail dialog
-            expect(page.get_by_text("Held by rule")).to_be_visible()
-            expect(page.locator(".q-dialog")).to_contain_text("hold-cards")
-            page.locator(".q-dialog").get_by_role("button", name="Close").click()
-            expect(page.locator(".q-dialog")).to_have_count(0)
+        rows.filter(has_text=MARK).locator(".q-checkbox").click()
+        page.get_by_role("button", name="Release selected").click()
+        dialog = page.locator(".q-dialog")
+        expect(dialog).to_contain_text("Release 1 held item to the collector?")
+        expect(dialog.get_by_role("button", name="Release")).to_be_visible()
+        shoot(page, "relay-held-confirm")
+        dialog.get_by_role("button", name="Release").click()
+        expect(page.get_by_text("1 held item released to the collector")).to_be_visible()
+        expect(rows).to_have_count(0)
 
-            rows.filter(has_text=MARK).locator(".q-checkbox").click()
-            page.get_by_role("button", name="Release selected").click()
-            dialog = page.locator(".q-dialog")
-            expect(dialog).to_contain_text("Release 1 held item to the collector?")
-            expect(dialog.get_by_role("button", name="Release")).to_be_visible()
-            shoot(page, "relay-held-confirm")
-            dialog.get_by_role("button", name="Release").click()
-            expect(page.get_by_text("1 held item released to the collector")).to_be_visible()
-            expect(rows).to_have_count(0)
+        page.get_by_role("link", name="Missing").click()
+        expect(page.get_by_text("no reconciliation since the relay started")).to_be_visible()
+        shoot(page, "relay-missing-empty")
 
-            page.get_by_role("link", name="Missing").click()
-            expect(page.get_by_text("no reconciliation since the relay started")).to_be_visible()
-            shoot(page, "relay-missing")
+        page.get_by_role("link", name="Audit").click()
+        expect(page.locator(".q-table tbody tr").filter(has_text="held.release")).to_have_count(1)
+        expect(page.locator(".q-table tbody tr").filter(has_text="held.release")).to_contain_text("kim")
+        shoot(page, "relay-audit")
 
-            # released → outbox → collector; indexing may trail storage by a moment
-            search_api = collector + "/api/records/search"
-            wait_until(lambda: len(get_json(search_api, q='"e2e4711"')["items"]) == 1, 20, "indexed")
-            page.goto(collector + "/")
-            page.get_by_label("Full-text query").fill('"e2e4711"')
-            page.get_by_role("button", name="Search").click()
-            found = page.locator(".q-table tbody tr")
-            expect(found).to_have_count(1)
-            expect(found).to_contain_text(MARK)
-            shoot(page, "collector-search")
+        # released → outbox → collector; indexing may trail storage by a moment
+        search_api = collector + "/api/records/search"
+        wait_until(lambda: len(api(search_api, q='"e2e4711"')["items"]) == 1, 20, "indexed")
+        seen.sign_in(collector, OPERATOR, "/")
+        page.get_by_label("Full-text query").fill('"e2e4711"')
+        page.get_by_role("button", name="Search").click()
+        found = page.locator(".q-table tbody tr").filter(has_text=MARK)
+        expect(found).to_have_count(1)
+        page.get_by_label("Full-text query").fill("")
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator(".q-table tbody tr").filter(has_text="GET /api/orders")).to_have_count(2)
+        shoot(page, "collector-search")
 
-            assert seen.off_host() == [], f"requests left loopback: {seen.off_host()}"
-            assert seen.errors == [], f"the browser console showed errors: {seen.errors}"
-            assert any("/_nicegui/" in u for u in seen.urls)  # assets came from the daemon itself
-        finally:
-            browser.close()
+        page.get_by_role("link", name="Analysis").click()
+        expect(page).to_have_url(collector + "/analysis")
+        shoot(page, "collector-analysis")
+
+        seen.assert_clean()
 
     assert held_total(relay) == 1  # the other card record is still held
-    audit = get_json(relay + "/api/audit", q="held.release")["items"]
-    assert [(a["operator"], a["state"], a["count"]) for a in audit] == [("console", "done", 1)]
+    audit = api(relay + "/api/audit", q="held.release")["items"]
+    assert [(a["operator"], a["state"], a["count"]) for a in audit] == [("kim", "done", 1)]
     assert audit[0]["target"] == {"keys": ["edge-1:2"]}

@@ -40,10 +40,18 @@ class ApiChain:
         )  # fmt: skip
 
 
-def start_api_chain(procs: Procs, root: Path, relay_extra: str = "") -> ApiChain:
+def start_api_chain(procs: Procs, root: Path, relay_extra: str = "", collector_extra: str = "") -> ApiChain:
+    """``relay_extra`` goes at the end of the relay's ``[relay]`` table, ``collector_extra`` is the
+    collector's config file after ``[collector]`` (none when empty)."""
+    configured: list[str] = []
+    if collector_extra:
+        collector_config = root / "collector.toml"
+        collector_config.write_text(f"[collector]\n{collector_extra}\n", encoding="utf-8")
+        configured = ["--config", str(collector_config)]
     collector = procs.start(
-        "collector", "--data", str(root / "collector"), "--listen", ANY_PORT, "--api-listen", ANY_PORT
-    )
+        "collector", *configured, "--data", str(root / "collector"), "--listen", ANY_PORT,
+        "--api-listen", ANY_PORT,
+    )  # fmt: skip
     config = root / "relay.toml"
     config.write_text(f"[relay]\nheartbeat_s = 1\n{relay_extra}\n{RELAY_RULES}", encoding="utf-8")
     relay = procs.start(

@@ -4,10 +4,14 @@ Layout — one module per page area, a small layout module, and the actions ever
 
     mount.py      ui.run_with on the role's app; the relay's and the collector's page frames (roots)
     layout.py     header, page frame, confirm dialog, how times / levels / sizes are shown
-    actions.py    the operator actions (audited as their REST routes) and the reads behind the tables
-    overview.py   relay: collector link, held / outbox sizes, fate counters, connected devices
-    held.py       relay: held items — paged table, filters, detail, release / delete with confirmation
-    missing.py    relay: the missing list — resend, acknowledge, reconcile now
+    access.py     who is signed in (viewer / operator) and require_operator(), for every write
+    signin.py     the /login page, /_signin (ticket → session cookie) and /_signout
+    actions.py    the operator actions (the REST routes' own functions, api/audited.py) and table reads
+    overview.py   relay: rates in/out with live charts, lag, held / outbox sizes, fates, devices
+    held.py       relay: held items — paged table, filters (incl. time), release / delete with confirmation
+    held_detail.py relay: a held item's row and detail (message, fields, rule, what was redacted)
+    missing.py    relay: the missing list by source — resend, ask the device, acknowledge, reconcile now
+    audit.py      relay: the audit log — search by text, action, operator, time; paged
     search.py     collector: full-text search with source / level filters, paged
 
 Every console action is also a REST call and a CLI command, and runs through the same live objects
