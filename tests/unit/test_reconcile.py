@@ -43,7 +43,8 @@ class FakeLocal:
 
     async def expected(self, source: str, first: int, last: int) -> Expected:
         seqs = frozenset(s for s in self.items if first <= s <= last)
-        return Expected(seqs, {s: self.items[s] for s in seqs if s in self.kept})
+        digests = {s: self.items[s] for s in seqs if s in self.kept}
+        return Expected(seqs, digests, await self.summary(source, first, last))
 
 
 class FakePeer:
@@ -113,15 +114,15 @@ def test_leaf_without_outbox_names_lost_and_unverifiable() -> None:
     peer = {s: digest(s) for s in seqs if s != 4}
     peer[7] = digest(777)
     # The relay kept nothing: 4 is lost; 7 differs but cannot be named, so every present seq is suspect...
-    diff = compare_leaf(Expected(seqs, {}), local, peer)
+    diff = compare_leaf(Expected(seqs, {}, local), peer)
     assert diff.lost == [4] and diff.resendable == [] and diff.mismatched == []  # (lost hides it)
     del peer[7]
     peer[7] = digest(777)
     peer[4] = digest(4)
-    diff = compare_leaf(Expected(seqs, {}), local, peer)
+    diff = compare_leaf(Expected(seqs, {}, local), peer)
     assert diff.mismatched == sorted(seqs) and diff.lost == []
     # ...but with the outbox kept, exactly the changed one is named.
-    diff = compare_leaf(Expected(seqs, relay), local, peer)
+    diff = compare_leaf(Expected(seqs, relay, local), peer)
     assert diff.mismatched == [7]
 
 

@@ -8,6 +8,12 @@ When both sides agree the whole exchange is one question and an empty answer, wh
 The relay's knowledge and the collector are injected (``LocalItems``, ``PeerItems``), so the same code runs
 against stores and a network in production and against dicts in the tests. This module never does I/O itself
 and never decides what to do about a difference: it only reports it (``Findings``).
+
+Items keep arriving during a descent, so a leaf is judged only against what the relay knew *before* it asked
+for the peer's list, and only if everything the relay had sent into that leaf was acknowledged by then
+(``LocalItems.expected`` returns None otherwise: the leaf is ``unsettled``, neither missing nor clean). An
+acknowledgement precedes the question, and the collector stores every acknowledged batch before it answers,
+so each seq the relay compares is one the collector must hold; a seq sent later is simply not compared.
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ class Probe:
 
 @dataclass(frozen=True, slots=True)
 class Expected:
-    """What the relay knows of a leaf: the seqs it forwarded, and the digests it still has (outbox)."""
+    """What the relay knows of a leaf at one moment: the seqs it forwarded, the digests it still has
+    (outbox), and its tallied summary of the leaf's bucket, all read together."""
 
     seqs: frozenset[int]
     digests: dict[int, bytes]
+    summary: Summary
 
 
 class LocalItems(Protocol):
@@ -43,7 +51,9 @@ class LocalItems(Protocol):
 
     async def summary(self, source: str, first: int, last: int) -> Summary: ...
 
-    async def expected(self, source: str, first: int, last: int) -> Expected: ...
+    async def expected(self, source: str, first: int, last: int) -> Expected | None:
+        """The leaf as of now, or None while an item sent into it awaits the peer's acknowledgement."""
+        ...
 
 
 class PeerItems(Protocol):
@@ -68,14 +78,14 @@ class LeafDiff:
     extra: list[int]  # at the peer but never forwarded by this relay (another relay? a bug?)
 
 
-def compare_leaf(expected: Expected, local: Summary, peer: dict[int, bytes]) -> LeafDiff:
-    """Compare one leaf. ``local`` is the relay's tallied summary of the leaf.
+def compare_leaf(expected: Expected, peer: dict[int, bytes]) -> LeafDiff:
+    """Compare one leaf (``peer`` listed after ``expected`` was read).
 
     Where the relay no longer has a digest (outbox pruned) it cannot name a changed item; if the items it
     can check all agree but the tallied summary still differs, every unverifiable seq present at the peer is
     reported as mismatched: the difference is among them, and none of them can be proved intact.
     """
-    seqs, digests = expected.seqs, expected.digests
+    seqs, digests, local = expected.seqs, expected.digests, expected.summary
     absent = sorted(s for s in seqs if s not in peer)
     resendable = [s for s in absent if s in digests]
     lost = [s for s in absent if s not in digests]
@@ -101,12 +111,15 @@ class Findings:
     lost: dict[str, list[Range]] = field(default_factory=dict)
     mismatched: dict[str, list[Range]] = field(default_factory=dict)
     extra: dict[str, list[Range]] = field(default_factory=dict)
+    # Leaves not compared: the relay still awaited an acknowledgement for an item in them. Nothing there is
+    # known to be missing, nor known to be clean.
+    unsettled: dict[str, list[Range]] = field(default_factory=dict)
     questions: int = 0  # exchanges with the peer
     leaves: int = 0
 
     @property
     def clean(self) -> bool:
-        return not (self.resendable or self.lost or self.mismatched)
+        return not (self.resendable or self.lost or self.mismatched or self.unsettled)
 
     def add(self, source: str, diff: LeafDiff) -> None:
         for target, seqs in (
@@ -142,11 +155,17 @@ async def find_differences(
         level = []
         for probe in differing:
             if is_leaf(probe.first, probe.last):
+                # The relay's side first: read after the peer's list, it could name a seq sent meanwhile,
+                # one the peer had not received when it answered, as missing.
+                expected = await local.expected(probe.source, probe.first, probe.last)
+                if expected is None:
+                    span = [(probe.first, probe.last)]
+                    found.unsettled[probe.source] = merge(found.unsettled.get(probe.source, []), span)
+                    continue
                 items = await peer.items(probe.source, probe.first, probe.last)
                 found.questions += 1
                 found.leaves += 1
-                expected = await local.expected(probe.source, probe.first, probe.last)
-                found.add(probe.source, compare_leaf(expected, probe.summary, items))
+                found.add(probe.source, compare_leaf(expected, items))
                 continue
             for first, last in split(probe.first, probe.last):
                 summary = await local.summary(probe.source, first, last)

@@ -4,7 +4,10 @@ Every function takes a connection from ``Journal.read_with`` / ``Journal.write_w
 connection, ``insert_resend`` inside the journal's write transaction. The range a source is reconciled over
 stops below the first bucket that holds an item the collector has not acknowledged yet, so an item in flight
 is never reported missing (for files: below the first bucket with a file the collector has not acknowledged
-yet). Nothing here may change a fate, a tally, or an acknowledged outbox row.
+yet). Items keep being sent while a reconciliation runs, so a leaf is read again, in one read transaction,
+just before the collector is asked for its list (``leaf_records``, ``leaf_files``): None while anything sent
+into it still awaits its acknowledgement. Nothing here may change a fate, a tally, or an acknowledged
+outbox row.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from logferry.model import Codec, Fate, Record, encode_body
-from logferry.reconcile.summary import BUCKET_BITS, ItemKind, bucket_of, bucket_span
+from logferry.model import Codec, Fate, Record, decode_body, encode_body
+from logferry.reconcile.descent import Expected
+from logferry.reconcile.summary import BUCKET_BITS, ItemKind, Summary, bucket_of, bucket_span
+from logferry.reconcile.tables import range_sum
+from logferry.store.journal import MAX_BODY_BYTES
 from logferry.store.journal_tx import insert_outbox, overlapping
 from logferry.store.runs import Range, coalesce, decode_runs
 
@@ -22,6 +28,13 @@ RESEND_BATCH_RECORDS = 5_000  # a large resend becomes several outbox batches of
 _SENT = frozenset((int(Fate.FORWARDED), int(Fate.REDACTED), int(Fate.RELEASED)))
 _FILE_SENT = (int(Fate.FORWARDED), int(Fate.RELEASED))
 _UNSENT_FILES = "SELECT source, MIN(seq) FROM file_items WHERE sent = 0 AND fate IN (?, ?) GROUP BY source"
+_UNACKED_IN = (
+    "SELECT 1 FROM outbox WHERE acked = 0 AND source = ? AND first_seq <= ? AND last_seq >= ? LIMIT 1"
+)
+_UNSENT_FILE_IN = (
+    "SELECT 1 FROM file_items WHERE sent = 0 AND fate IN (?, ?) AND source = ? AND seq BETWEEN ? AND ? "
+    "LIMIT 1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,35 @@ def sent_seqs(conn: sqlite3.Connection, source: str, first: int, last: int) -> f
             if fate in _SENT and la >= first and f <= last:
                 out.update(range(max(f, first), min(la, last) + 1))
     return frozenset(out)
+
+
+def leaf_records(conn: sqlite3.Connection, source: str, first: int, last: int) -> Expected | None:
+    """The relay's records of one leaf (seqs sent, digests the outbox keeps, the bucket's tally) as of one
+    moment, or None while an outbox batch in it (new, released or a resend) awaits the collector's Ack."""
+    if conn.execute(_UNACKED_IN, (source, last, first)).fetchone() is not None:
+        return None
+    rows = conn.execute(
+        "SELECT codec, body FROM outbox WHERE source = ? AND last_seq >= ? AND first_seq <= ?",
+        (source, first, last),
+    )
+    kept = {
+        r.seq: r.digest
+        for codec, body in rows
+        for r in decode_body(body, codec, MAX_BODY_BYTES)
+        if first <= r.seq <= last
+    }
+    summary = range_sum(conn, source, ItemKind.RECORD, first, last)
+    return Expected(sent_seqs(conn, source, first, last), kept, summary)
+
+
+def leaf_files(
+    conn: sqlite3.Connection, source: str, first: int, last: int
+) -> tuple[list[tuple[int, bytes]], Summary] | None:
+    """The relay's sent files of one leaf and the bucket's tally as of one moment, or None while a file
+    in it awaits the collector's FileAck."""
+    if conn.execute(_UNSENT_FILE_IN, (*_FILE_SENT, source, first, last)).fetchone() is not None:
+        return None
+    return sent_files(conn, source, first, last), range_sum(conn, source, ItemKind.FILE, first, last)
 
 
 def sent_files(conn: sqlite3.Connection, source: str, first: int, last: int) -> list[tuple[int, bytes]]:
