@@ -26,7 +26,8 @@ ADMIN_COMMANDS = frozenset({"status", "held", "missing", "reconcile", "audit"})
 RELAY_API = "http://127.0.0.1:8170"
 COLLECTOR_API = "http://127.0.0.1:8171"
 RECONCILE_TIMEOUT_S = 600.0  # a reconciliation that finds much damage asks many questions: wait for it
-MISSING_STATES = ("open", "resent", "acknowledged", "resolved")  # store.missing.MissingState, not imported:
+# store.missing.MissingState, not imported:
+MISSING_STATES = ("open", "resent", "acknowledged", "resolved", "recovered")
 MISSING_KINDS = (
     "missing_at_collector",
     "digest_mismatch",

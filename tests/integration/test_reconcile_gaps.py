@@ -131,3 +131,53 @@ def test_operator_asks_the_device_through_api_and_cli(procs: Procs, tmp_path: Pa
         ("lee", "done", 10),
         ("kim", "done", 10),
     ]
+
+
+def test_device_gap_closes_when_the_agent_resends_and_stays_closed(procs: Procs, tmp_path: Path) -> None:
+    collector = procs.start("collector", "--data", str(tmp_path / "c"), "--listen", "127.0.0.1:0",
+                            "--api-listen", "127.0.0.1:0")  # fmt: skip
+    relay = procs.start("relay", "--data", str(tmp_path / "r"), "--listen", "127.0.0.1:0", "--collector",
+                        collector.address(), *FREE_PORTS)  # fmt: skip
+    api = "http://" + relay.address("api")
+
+    def listed(state: str) -> list[tuple[int, int, str]]:
+        items = get_json(api + "/api/missing", kind="missing_at_device", state=state)["items"]
+        return sorted((e["first_seq"], e["last_seq"], e["state"]) for e in items)
+
+    agent = SkippingAgent(relay.address(), "dev-back")
+    try:
+        agent.send(1, 10)
+        assert isinstance(agent.next_event(), Acked)
+        agent.send(21, 30)
+        assert isinstance(agent.next_event(), Acked)
+        first = agent.next_event()
+        assert isinstance(first, ResendRequested) and first.request.ranges == [(11, 20)]
+        agent.sock.sendall(agent.conn.unavailable(first.request.request_id, [(11, 20)], time.monotonic()))
+        wait_until(lambda: listed("open") == [(11, 20, "open")], 10, "the device gap listed")
+        [entry] = get_json(api + "/api/missing", kind="missing_at_device")["items"]
+
+        asked = call("POST", api + "/api/missing/ask", {"ids": [entry["id"]]}, operator="kim")
+        assert asked.status_code == 200, asked.text
+        request = agent.next_event()
+        assert isinstance(request, ResendRequested) and request.request.ranges == [(11, 20)]
+        agent.send(11, 14)  # part of it first: that part closes, the entry keeps what is still missing
+        assert isinstance(agent.next_event(), Acked)
+        wait_until(lambda: listed("recovered") == [(11, 14, "recovered")], 10, "the part recovered")
+        assert listed("open") == [(15, 20, "open")]
+        agent.send(15, 20)
+        assert isinstance(agent.next_event(), Acked)
+        wait_until(lambda: listed("open") == [], 10, "the whole gap recovered")
+    finally:
+        agent.close()
+    recovered = get_json(api + "/api/missing", state="recovered")["items"]
+    assert all(e["resolved_at"] and e["acknowledged_by"] is None for e in recovered)
+    assert {e["id"] for e in recovered} >= {entry["id"]}  # the operator's entry itself closed
+
+    relay.terminate()
+    relay = procs.restart(relay)
+    api = "http://" + relay.address("api")
+    assert listed("recovered") == [(11, 14, "recovered"), (15, 20, "recovered")]
+    assert get_json(api + "/api/missing", state="open")["total"] == 0
+    assert get_json(api + "/api/status")["acked_through"]["dev-back"] == 30
+    out = cli_json("missing", "list", "--state", "recovered", "--api", api)
+    assert len(out["items"]) == 2

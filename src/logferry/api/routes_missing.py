@@ -60,7 +60,7 @@ class MissingQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    state: MissingState | None = Field(None, description="open, resent, acknowledged or resolved")
+    state: MissingState | None = Field(None, description="open, resent, acknowledged, resolved or recovered")
     kind: MissingKind | None = Field(
         None, description="missing_at_collector, digest_mismatch, lost or missing_at_device"
     )

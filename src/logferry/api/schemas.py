@@ -320,7 +320,7 @@ class MissingOut(BaseModel):
     acknowledged_by: str | None
     acknowledged_at: str | None
     acknowledged_ns: int | None
-    resolved_at: str | None
+    resolved_at: str | None  # resolved: reconciliation found it settled; recovered: the device sent it
     resolved_ns: int | None
 
 

@@ -222,7 +222,7 @@ class Relay:
         file_sender = FileSender(sender.config, file_outbox)
         sink.files, file_outbox.live = file_intake(self.data_dir, journal, rules, file_sender.notify)
         missing = await MissingStore.open(self.data_dir / "missing.db", store_durability(cfg.durability))
-        sink.gaps = AgentGaps(journal, missing)
+        gaps = sink.gaps = AgentGaps(journal, missing)
         reconciler = self.reconciler = Reconciler(
             journal, missing, sender, auto_resend=cfg.resend_policy is ResendPolicy.AUTO,
             interval_s=cfg.reconcile_interval_s, codec=codec, on_outbox=sender.notify,
@@ -259,6 +259,7 @@ class Relay:
         sender_stop = asyncio.Event()
         forwarding = asyncio.create_task(sender.run(sender_stop))
         reconciling = asyncio.create_task(reconciler.run(sender_stop))
+        sweeping = asyncio.create_task(gaps.run(sender_stop))  # device gaps the journal filled close
         forwarding_files = asyncio.create_task(file_sender.run(sender_stop))
         retaining = asyncio.create_task(retention.run(sender_stop))  # files' content within file_keep_bytes
         sampling = asyncio.create_task(rates.run(sender_stop))  # the console's and /api/rates' history
@@ -295,8 +296,11 @@ class Relay:
             except TimeoutError:
                 log.warning("forwarding to the collector did not stop in time; the outbox keeps the rest")
             reconciling.cancel()  # a reconciliation in progress only reads; the next run starts over
+            sweeping.cancel()  # a sweep's write is one missing-list transaction: it commits or rolls back
             with contextlib.suppress(asyncio.CancelledError):
                 await reconciling
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
             await missing.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(forwarding_files, cfg.shutdown_timeout_s)

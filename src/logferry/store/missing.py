@@ -9,10 +9,15 @@ One row per contiguous range of one source and one kind of problem:
 
 States: ``open`` (found, nothing done), ``resent`` (the relay sent its copy again; stays until a
 reconciliation no longer finds it), ``acknowledged`` (an operator accepted it, with who and when; never
-reported again), ``resolved`` (a later reconciliation found it settled). The table lives in its own SQLite
+reported again), ``resolved`` (a later reconciliation found it settled), ``recovered`` (a
+``missing_at_device`` range whose seqs the relay's journal now has: the agent sent them after all, e.g. when
+an operator asked the device; ``resolved_ns`` says when). When only part of a device range arrives, the
+row keeps naming what is still missing and the arrived part gets a ``recovered`` row of its own (same
+``found_ns``), so the rows of one finding still cover its whole range. The table lives in its own SQLite
 file (``missing.db``) next to the journal, with the same single-writer discipline.
 
-This module never deletes a row (history is evidence) and never reopens an acknowledged range.
+This module never deletes a row (history is evidence) and never reopens an acknowledged range; an
+acknowledged range stays acknowledged even if its seqs arrive later (the operator's decision is kept).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class MissingState(enum.StrEnum):
     RESENT = "resent"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    RECOVERED = "recovered"
 
 
 _LIVE = (MissingState.OPEN.value, MissingState.RESENT.value)
@@ -209,6 +215,64 @@ class MissingStore:
         )
         return coalesce((int(f), int(la)) for f, la in rows)
 
+    async def live_device_ranges(self) -> dict[str, list[Range]]:
+        """Per source: the seq ranges of its live (open or resent) ``missing_at_device`` entries."""
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT source, first_seq, last_seq FROM missing WHERE kind = ? AND state IN (?, ?)",
+                (MissingKind.MISSING_AT_DEVICE.value, *_LIVE),
+            ).fetchall()
+        )
+        out: dict[str, list[Range]] = {}
+        for source, first, last in rows:
+            out.setdefault(str(source), []).append((int(first), int(last)))
+        return {s: coalesce(r) for s, r in out.items()}
+
+    async def recover_device(self, source: str, journaled: Sequence[Range], now_ns: int | None = None) -> int:
+        """The relay's journal now has ``journaled`` seqs of ``source``: close what they cover of its live
+        ``missing_at_device`` entries as ``recovered``; returns how many seqs were closed.
+
+        A live row wholly covered becomes ``recovered``; a row covered in part keeps its first piece still
+        missing (same id, state and history), other missing pieces and the recovered pieces get rows of their
+        own. Acknowledged rows are left alone.
+        """
+        now = time.time_ns() if now_ns is None else now_ns
+        have = coalesce(journaled)
+
+        def run(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM missing "
+                "WHERE source = ? AND item = ? AND kind = ? AND state IN (?, ?)",
+                (source, int(ItemKind.RECORD), MissingKind.MISSING_AT_DEVICE.value, *_LIVE),
+            ).fetchall()
+            closed = 0
+            for e in map(_entry, rows):
+                whole = [(e.first_seq, e.last_seq)]
+                arrived = intersect(whole, have)
+                if not arrived:
+                    continue
+                closed += sum(hi - lo + 1 for lo, hi in arrived)
+                still = subtract(whole, arrived)
+                if not still:
+                    conn.execute(
+                        "UPDATE missing SET state = ?, resolved_ns = ? WHERE id = ?",
+                        (MissingState.RECOVERED.value, now, e.id),
+                    )
+                    continue
+                conn.execute("UPDATE missing SET first_seq = ?, last_seq = ? WHERE id = ?", (*still[0], e.id))
+                pieces = [(r, e.state, None) for r in still[1:]] + [
+                    (r, MissingState.RECOVERED, now) for r in arrived
+                ]
+                conn.executemany(
+                    "INSERT INTO missing(source, item, first_seq, last_seq, kind, state, found_ns, seen_ns, "
+                    "resent_ns, resends, resolved_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(e.source, int(e.item), lo, hi, e.kind.value, state.value, e.found_ns, e.seen_ns,
+                      e.resent_ns, e.resends, at) for (lo, hi), state, at in pieces],
+                )  # fmt: skip
+            return closed
+
+        return await self._db.write(run)
+
     async def entries(
         self,
         *,
@@ -298,6 +362,20 @@ def _acknowledged(conn: sqlite3.Connection, source: str, item: ItemKind, kind: M
         (source, int(item), kind.value, MissingState.ACKNOWLEDGED.value),
     )
     return coalesce((int(f), int(la)) for f, la in rows)
+
+
+def intersect(ranges: Sequence[Range], other: Sequence[Range]) -> list[Range]:
+    """The seqs in both ``ranges`` and ``other`` (both inclusive, any order), as coalesced ranges."""
+    out: list[Range] = []
+    theirs = coalesce(other)
+    for first, last in coalesce(ranges):
+        for lo, hi in theirs:
+            if hi < first:
+                continue
+            if lo > last:
+                break
+            out.append((max(first, lo), min(last, hi)))
+    return out
 
 
 def subtract(ranges: Sequence[Range], minus: Sequence[Range]) -> list[Range]:
