@@ -4,9 +4,13 @@ record twice or mining it again."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,8 +25,9 @@ from logferry.store.sqlite import Durability
 
 NS = 1_000_000_000
 T0 = 1_780_002_000 * NS  # 10 s steps from here; an hour boundary is at 1_780_002_000 (x 3600)
-SETTINGS = AnalysisSettings(batch_rows=70, window_s=60, baseline_windows=10, error_rate_factor=3.0,
-                            error_rate_min=0.2, min_window_records=5, warmup_records=100)  # fmt: skip
+SETTINGS_KW: dict[str, Any] = dict(batch_rows=70, window_s=60, baseline_windows=10, error_rate_factor=3.0,
+                                   error_rate_min=0.2, min_window_records=5, warmup_records=100)  # fmt: skip
+SETTINGS = AnalysisSettings(**SETTINGS_KW)
 
 
 def message(i: int) -> tuple[int, str]:
@@ -155,3 +160,111 @@ async def test_mining_speed(stores: tuple[RecordStore, AnalysisStore]) -> None:
     await follower.save()
     print(f"mined {rate:,.0f} records/s; snapshot {time.perf_counter() - snap_started:.3f} s")
     assert rate > 2_000
+
+
+DAY_NS = 86_400 * NS
+OLD = T0 - 40 * DAY_NS  # 40 days before the "recent" traffic: past a 30-day retention
+
+
+async def add_at(store: RecordStore, base_ns: int, first: int, last: int,
+                 level_msg: tuple[int, str] | None = None) -> None:  # fmt: skip
+    records = []
+    for i in range(first, last + 1):
+        level, msg = level_msg or message(i)
+        records.append(make_record(i, base_ns + i * 10 * NS, level, "h", "/app.log", msg))
+    await store.commit("relay-1", "edge-1", records)
+
+
+async def table_rows(analysis: AnalysisStore) -> dict[str, int]:
+    def run(conn: sqlite3.Connection) -> dict[str, int]:
+        tables = ("templates", "template_hours", "source_windows", "alerts")
+        return {t: int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+
+    return await analysis.read_with(run)
+
+
+async def test_retention_prunes_old_rows_and_keeps_recent_counts(
+    stores: tuple[RecordStore, AnalysisStore],
+) -> None:
+    records, analysis = stores
+    now = [OLD + 4000 * NS]  # a fake clock the test moves
+    settings = AnalysisSettings(**{**SETTINGS_KW, "keep_days": 30})
+    follower = Follower(records, analysis, settings, clock_ns=lambda: now[0])
+    # 40 days ago: a baseline, then an error spike with a new message (alerts, raised then).
+    await add_at(records, OLD, 1, 300)
+    await add_at(records, OLD, 301, 312, level_msg=(int(Level.ERROR), "payment gateway refused the card"))
+    await add_at(records, OLD, 313, 330)
+    await drain(follower)
+    assert (await analysis.read_with(lambda c: aq.alerts(c, None, None, 10, 0)))[1] >= 2
+    # Today: ordinary traffic only.
+    now[0] = T0 + 8000 * NS
+    await add_at(records, T0, 331, 700)
+    await drain(follower)
+    since, until = T0, T0 + 8000 * NS
+    recent = await analysis.read_with(lambda c: aq.templates(c, since, until, "", 10, 0))
+    rates = await analysis.read_with(lambda c: aq.error_rates(c, since, until, 60))
+    every = await analysis.read_with(lambda c: aq.templates(c, None, None, "", 10, 0))
+    before = await table_rows(analysis)
+
+    # Nothing is old enough yet by a clock 40 days back; by today's clock the old era goes.
+    now[0] = OLD + 5000 * NS
+    assert await follower.prune() == 0
+    now[0] = T0 + 8000 * NS
+    deleted = await follower.prune()
+    after = await table_rows(analysis)
+    assert deleted == sum(before.values()) - sum(after.values()) > 0
+    assert after["templates"] == before["templates"] >= 3  # templates stay, with all-time counts
+    assert after["alerts"] == 0  # all were raised 40 days ago
+    cutoff_s = (T0 + 8000 * NS) // NS - 30 * 86_400
+
+    def oldest(conn: sqlite3.Connection) -> tuple[int, int]:
+        (hour,) = conn.execute("SELECT MIN(hour) FROM template_hours").fetchone()
+        (start,) = conn.execute("SELECT MIN(start) FROM source_windows").fetchone()
+        return int(hour), int(start)
+
+    hour, start = await analysis.read_with(oldest)
+    assert hour > cutoff_s - 3600 and start > cutoff_s - 60 and hour <= T0 // NS + 3600
+    # What is shown for a recent interval, and all-time template counts and first seen, are unchanged.
+    assert await analysis.read_with(lambda c: aq.templates(c, since, until, "", 10, 0)) == recent
+    assert await analysis.read_with(lambda c: aq.error_rates(c, since, until, 60)) == rates
+    kept = await analysis.read_with(lambda c: aq.templates(c, None, None, "", 10, 0))
+    assert [(t.id, t.count, t.first_ns, t.last_ns) for t in kept.items] == [
+        (t.id, t.count, t.first_ns, t.last_ns) for t in every.items
+    ]
+    assert min(t.first_ns for t in kept.items) == OLD + 10 * NS
+    assert await follower.prune() == 0  # a second pass finds nothing
+
+
+async def test_retention_works_in_bounded_batches_and_can_be_off(
+    stores: tuple[RecordStore, AnalysisStore],
+) -> None:
+    records, analysis = stores
+    await add_at(records, OLD, 1, 400)
+    await drain(Follower(records, analysis, SETTINGS, clock_ns=lambda: OLD + 5000 * NS))
+    before = await table_rows(analysis)
+    off = AnalysisSettings(**{**SETTINGS_KW, "keep_days": 0})
+    assert await Follower(records, analysis, off, clock_ns=lambda: T0).prune() == 0
+    # One transaction deletes at most `limit` rows per table (here: 1 hour row, 1 window).
+    assert await analysis.prune(T0 // NS, 60, 1) == 2
+    assert sum(before.values()) - sum((await table_rows(analysis)).values()) == 2
+
+
+async def test_mining_waits_while_search_catches_up(stores: tuple[RecordStore, AnalysisStore]) -> None:
+    records, analysis = stores
+    await add(records, 1, 100)
+    behind = [True]
+    follower = Follower(records, analysis, SETTINGS, clock_ns=lambda: T0, catching_up=lambda: behind[0])
+    task = asyncio.create_task(follower.run())
+    try:
+        await asyncio.sleep(0.5)  # well under CATCH_UP_WAIT_S: not a record mined yet
+        assert follower.mined_total == 0
+        behind[0] = False
+        for _ in range(500):  # within 10 s: it mines as soon as search is not behind any more
+            if follower.mined_total == 100:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert await analysis.cursor() == 100

@@ -7,10 +7,16 @@ every ``SNAPSHOT_EVERY_S`` and at shutdown; on start the records between that sn
 replayed without counting (``miner.py`` says why), so a restart resumes where it stopped, never re-mining
 the store and never counting a record twice.
 
-Ingestion comes first. Mining shares the process (and its GIL) with the data path, so while relays are
-sending (``busy()``) the task sleeps ``BUSY_PAUSE_FACTOR`` times as long as each step took: at most a
-quarter of the time goes to mining, and the backlog is mined once relays are quiet. When it is caught up it
-looks again every ``interval_s`` (or at once when woken) and judges the windows of sources that went quiet.
+Ingestion comes first. Mining shares the process (and its GIL, and on small machines the CPU) with the
+data path, so while ingestion is busy (``busy()``: relays sending, or their batches still becoming searchable
+rows) each step takes at most ``BUSY_BATCH_ROWS`` records (a short hold of the GIL) and the task then sleeps
+``BUSY_PAUSE_FACTOR`` times as long as the step took: at most a tenth of the time goes to mining. While
+search works through a backlog (``catching_up()``) mining waits, at most ``CATCH_UP_WAIT_S`` per step, and the
+backlog is mined at full speed once ingestion is quiet (docs/BENCHMARKS.md, "analysis cost"). When it is
+caught up it looks again every ``interval_s`` (or at once when woken) and judges the windows of sources that
+went quiet.
+Every ``PRUNE_EVERY_S`` it deletes counts, windows and alerts older than ``keep_days`` (``prune``), in
+transactions of at most ``PRUNE_BATCH_ROWS`` rows per table, yielding to ingestion between them.
 
 This module must never write to the record store, and never let a failed commit leave the in-memory tree
 ahead of the stored counts (it rebuilds the miner from the store instead).
@@ -34,8 +40,18 @@ from logferry.store.records import RecordStore
 
 log = logging.getLogger("logferry.analysis")
 
-BUSY_PAUSE_FACTOR = 3.0  # while relays send: pause 3x each step's time, so mining takes <= 25 %
+# While ingestion is busy: pause 9x each step's time, so mining takes <= 10 %, in steps of 500 records
+# (~20 ms of drain3 holding the GIL). While search catches up on a backlog, mining waits (up to
+# CATCH_UP_WAIT_S between steps): even at 10 % its GIL holds slowed the store's writer thread, whose many
+# short sqlite3 calls each wait for the GIL, by ~30 % (docs/BENCHMARKS.md, "analysis cost").
+BUSY_PAUSE_FACTOR = 9.0
+BUSY_BATCH_ROWS = 500
+CATCH_UP_WAIT_S = 5.0  # at most this long without a step: analysis slows down, it never stops
+CATCH_UP_POLL_S = 0.1
 RETRY_AFTER_ERROR_S = 5.0
+PRUNE_EVERY_S = 300.0  # retention is in days: checking every few minutes keeps the tables at their size
+PRUNE_BATCH_ROWS = 5000  # rows per table per pruning transaction: a short hold of the analysis writer
+DAY_S = 86_400
 
 
 def fetch_rows(conn: sqlite3.Connection, after: int, limit: int) -> list[MinedRow]:
@@ -51,7 +67,8 @@ def newest_rowid(conn: sqlite3.Connection) -> int:
 
 
 class Follower:
-    """Mines the record store into an analysis store. ``busy`` says whether relays are sending now."""
+    """Mines the record store into an analysis store. ``busy`` says whether relays are sending now,
+    ``catching_up`` whether search is working through a backlog (then mining waits)."""
 
     def __init__(
         self,
@@ -60,11 +77,13 @@ class Follower:
         settings: AnalysisSettings,
         busy: Callable[[], bool] = lambda: False,
         clock_ns: Callable[[], int] = time.time_ns,
+        catching_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.records = records
         self.store = store
         self.settings = settings
         self.busy = busy
+        self.catching_up = catching_up
         self.clock_ns = clock_ns
         self.wake = asyncio.Event()
         self.cursor = 0
@@ -73,6 +92,8 @@ class Follower:
         self.mine_s_total = 0.0  # time spent mining and committing since start
         self.alerts_total = 0
         self._snapshot_at = time.monotonic()
+        self._pruned_at = -PRUNE_EVERY_S  # the first pass runs at the first chance
+        self.pruned_total = 0  # rows deleted by retention since start
 
     async def resume(self) -> None:
         """Load drain3's saved state and replay the records it does not cover yet (without counting)."""
@@ -109,7 +130,8 @@ class Follower:
             await self.resume()
         assert self.miner is not None
         after = self.cursor
-        rows = await self.records.read_with(lambda c: fetch_rows(c, after, self.settings.batch_rows))
+        limit = min(self.settings.batch_rows, BUSY_BATCH_ROWS) if self.busy() else self.settings.batch_rows
+        rows = await self.records.read_with(lambda c: fetch_rows(c, after, limit))
         if not rows:
             return 0
         started = time.monotonic()
@@ -134,6 +156,26 @@ class Follower:
         await self.store.save_drain(state, self.cursor, self.settings.drain_key())
         self._snapshot_at = time.monotonic()
 
+    async def prune(self) -> int:
+        """Delete rows older than ``keep_days`` (by the clock) in bounded transactions; rows deleted."""
+        self._pruned_at = time.monotonic()
+        if self.settings.keep_days <= 0:
+            return 0
+        before_s = self.clock_ns() // 1_000_000_000 - self.settings.keep_days * DAY_S
+        deleted = 0
+        while True:
+            n = await self.store.prune(before_s, self.settings.window_s, PRUNE_BATCH_ROWS)
+            deleted += n
+            if n < PRUNE_BATCH_ROWS:
+                break
+            await asyncio.sleep(0)  # between transactions: let the data path run
+        if deleted:
+            self.pruned_total += deleted
+            log.info(
+                "analysis retention: deleted %d rows older than %d days", deleted, self.settings.keep_days
+            )
+        return deleted
+
     async def lag(self) -> int:
         """Stored records not mined yet."""
         return max(0, await self.records.read_with(newest_rowid) - self.cursor)
@@ -142,6 +184,10 @@ class Follower:
         """Follow the record store until cancelled; saves drain3's state on the way out."""
         try:
             while True:
+                waited = 0.0
+                while self.catching_up() and waited < CATCH_UP_WAIT_S:
+                    await asyncio.sleep(CATCH_UP_POLL_S)
+                    waited += CATCH_UP_POLL_S
                 started = time.monotonic()
                 try:
                     taken = await self.step()
@@ -149,6 +195,8 @@ class Follower:
                     log.error("analysis step failed: %s; retrying in %.0f s", exc, RETRY_AFTER_ERROR_S)
                     await asyncio.sleep(RETRY_AFTER_ERROR_S)
                     continue
+                if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+                    await self.prune()
                 if taken == 0:
                     self.alerts_total += await self.store.judge_quiet(self.settings, self.clock_ns())
                     self.wake.clear()

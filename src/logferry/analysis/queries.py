@@ -143,13 +143,25 @@ def _trends(conn: sqlite3.Connection, ids: list[int], start: int, end: int) -> d
 
 
 def new_templates(conn: sqlite3.Connection, since_ns: int, limit: int) -> list[TemplateRow]:
-    """Templates whose first record is at or after ``since_ns``, newest first."""
+    """Templates whose first record is at or after ``since_ns``, newest first; count, share and trend as
+    :func:`templates` gives them for the range from ``since_ns`` on (all of such a template's records are
+    in it)."""
     rows = conn.execute(
         "SELECT id, template, count, first_ns, last_ns FROM templates WHERE first_ns >= ? "
         "ORDER BY first_ns DESC, id DESC LIMIT ?",
         (since_ns, limit),
     ).fetchall()
-    return [TemplateRow(int(i), str(t), int(n), 0.0, int(f), int(la)) for i, t, n, f, la in rows]
+    lo, hi = _hours(since_ns, None)
+    (records,) = conn.execute(
+        "SELECT COALESCE(SUM(n), 0) FROM template_hours WHERE hour >= ? AND hour < ?", (lo, hi)
+    ).fetchone()
+    end = _trend_end(conn, None)
+    trends = _trends(conn, [int(r[0]) for r in rows], end - TREND_HOURS * TEMPLATE_BUCKET_S, end)
+    return [
+        TemplateRow(int(i), str(t), int(n), int(n) / records if records else 0.0, int(f), int(la),
+                    trends.get(int(i), [0] * TREND_HOURS))
+        for i, t, n, f, la in rows
+    ]  # fmt: skip
 
 
 def newest_record_ns(conn: sqlite3.Connection) -> int | None:

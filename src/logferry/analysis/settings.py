@@ -25,6 +25,7 @@ class AnalysisSettings:
     error_rate_min: float = 0.05  # ... and rate >= this ...
     min_window_records: int = 20  # ... in a window of at least this many records (and a baseline as big)
     warmup_records: int = 1000  # templates found in the first records mined raise no alert
+    keep_days: int = 30  # hourly counts, error windows and alerts older than this go; 0: kept forever
     drain_similarity: float = 0.4
     drain_depth: int = 4
     drain_max_children: int = 100
@@ -49,6 +50,7 @@ def settings_from(cfg: CollectorConfig) -> AnalysisSettings:
         error_rate_min=cfg.analysis_error_rate_min,
         min_window_records=cfg.analysis_min_window_records,
         warmup_records=cfg.analysis_warmup_records,
+        keep_days=cfg.analysis_keep_days,
         drain_similarity=cfg.drain_similarity,
         drain_depth=cfg.drain_depth,
         drain_max_children=cfg.drain_max_children,

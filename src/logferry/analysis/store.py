@@ -8,7 +8,10 @@ makes the miner start again from the first record.
 A mined batch is committed with the cursor in one transaction (:meth:`AnalysisStore.commit`), and only if
 the cursor is still where the batch started, so after a crash or restart no record is counted twice or
 skipped. Error-rate windows are judged in the same transaction, once each (``judged``), and alerts are
-unique per (kind, source, template, window). This module must never read or write the record store.
+unique per (kind, source, template, window). :meth:`AnalysisStore.prune` deletes hourly template counts,
+error-rate windows (both by record time) and alerts (by when they were raised) older than a cut-off, at
+most ``limit`` rows per table per transaction, so the writer is never held long; templates themselves stay,
+with their all-time counts and first and last seen. This module must never read or write the record store.
 """
 
 from __future__ import annotations
@@ -155,6 +158,32 @@ def commit_batch(
     return added
 
 
+def prune_rows(conn: sqlite3.Connection, before_s: int, window_s: int, limit: int) -> int:
+    """Delete at most ``limit`` rows per table that ended before ``before_s`` (epoch s); returns rows deleted.
+
+    An hour (a window) goes only once it ended before the cut-off, so every bucket that overlaps what is
+    kept stays whole and a count shown for a kept interval never changes. The indexes by hour and by start
+    make each delete cost the rows it removes.
+    """
+    before = conn.total_changes
+    conn.execute(
+        "DELETE FROM template_hours WHERE (template, hour) IN "
+        "(SELECT template, hour FROM template_hours WHERE hour <= ? ORDER BY hour LIMIT ?)",
+        (before_s - TEMPLATE_BUCKET_S, limit),
+    )
+    conn.execute(
+        "DELETE FROM source_windows WHERE (source, start) IN "
+        "(SELECT source, start FROM source_windows WHERE start <= ? ORDER BY start LIMIT ?)",
+        (before_s - window_s, limit),
+    )
+    # Alert ids grow with at_ns (raised in commit order), so the oldest are the lowest ids: no index needed.
+    conn.execute(
+        "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE at_ns < ? ORDER BY id LIMIT ?)",
+        (before_s * NS, limit),
+    )
+    return conn.total_changes - before
+
+
 class AnalysisStore:
     """Open with ``await AnalysisStore.open(data_dir)``; close with ``await close()``."""
 
@@ -205,6 +234,10 @@ class AnalysisStore:
         """Add a mined batch and move the cursor, in one transaction; returns the alerts raised."""
         at = time.time_ns() if now_ns is None else now_ns
         return await self._db.write(lambda c: commit_batch(c, after, batch, at, settings))
+
+    async def prune(self, before_s: int, window_s: int, limit: int) -> int:
+        """One bounded transaction of :func:`prune_rows`; returns rows deleted (``< limit``: done for now)."""
+        return await self._db.write(lambda c: prune_rows(c, before_s, window_s, limit))
 
     async def judge_quiet(self, settings: AnalysisSettings, now_ns: int | None = None) -> int:
         """Judge windows that completed by the clock (their source went quiet); returns alerts added."""

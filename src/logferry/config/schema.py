@@ -529,6 +529,15 @@ class CollectorConfig(_ServerSection):
     analysis_warmup_records: Annotated[
         int, opt("Templates found in the first records mined raise no new-template alert.", ge=0)
     ] = 1000
+    analysis_keep_days: Annotated[
+        int,
+        opt(
+            "Keep hourly template counts, error-rate windows and alerts this many days (older rows are "
+            "deleted in small batches; templates, their all-time counts and first/last seen stay); "
+            "0: forever.",
+            ge=0,
+        ),
+    ] = 30
     drain_similarity: Annotated[
         float, opt("Drain: how similar (0-1) a message must be to a template to join it.", ge=0)
     ] = 0.4

@@ -152,6 +152,7 @@ class Collector:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
         self.data_dir = Path(config.data_dir)
+        self._indexing = False  # the indexer's last step left work behind: search is catching up
 
     async def run(self, stop: StopSignal) -> int:
         cfg = self.config
@@ -175,7 +176,8 @@ class Collector:
         indexer = asyncio.create_task(self._materialize(store, sink))
         rehash = asyncio.create_task(rehash_files(manifests, cfg.file_rehash_interval_s))
         analysis = await AnalysisStore.open(self.data_dir, store_durability(cfg.durability))
-        follower = Follower(store, analysis, settings_from(cfg), busy=lambda: self._busy(sink))
+        follower = Follower(store, analysis, settings_from(cfg), busy=lambda: self._busy(sink, store),
+                            catching_up=lambda: self._indexing)  # fmt: skip
         # Behind ingestion, in its own task (analysis/follower.py); derived data, so it may be turned off.
         miner = asyncio.create_task(follower.run()) if cfg.analysis_enabled else None
         api: RunningApi | None = None
@@ -232,16 +234,18 @@ class Collector:
             if taken:
                 sink.room.set()
             indexed = await store.index_pending(rows)
+            # A full step (or batches left in the inbox): search is working through a backlog, analysis waits.
+            self._indexing = store.inbox_records > 0 or indexed >= rows
             if not taken and indexed < rows:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(sink.committed.wait(), INDEX_IDLE_S)
             else:
                 await asyncio.sleep(0)
 
-    @staticmethod
-    def _busy(sink: CollectorSink) -> bool:
-        """Relays are sending now: analysis yields to ingestion."""
-        return time.monotonic() - sink.last_receive < INGEST_QUIET_S
+    def _busy(self, sink: CollectorSink, store: RecordStore) -> bool:
+        """Relays are sending now, or their batches are still becoming searchable rows: analysis yields."""
+        recent = time.monotonic() - sink.last_receive < INGEST_QUIET_S
+        return recent or store.inbox_records > 0 or self._indexing
 
     async def _should_wait(self, store: RecordStore, sink: CollectorSink) -> bool:
         cfg = self.config
