@@ -1,14 +1,20 @@
 """End to end in a real browser: a held record is released from the relay console through the confirm
 dialog, then found in the collector console's search.
 
-Real daemons (collector, relay with the test rules, one agent tailing a file) on 127.0.0.1, and Debian's
-chromium driven by Playwright. Every request the browser makes is recorded: none may leave loopback, and
-the browser console must show no error. Each page is photographed into docs/screenshots/ (the README
-shows them).
+Real daemons (collector, relay with the test rules, two agents tailing a file each) on 127.0.0.1, and
+Debian's chromium driven by Playwright. Every request the browser makes is recorded: none may leave
+loopback, and the browser console must show no error. Each page is photographed into docs/screenshots/ (the
+README shows them).
+
+Before the four lines under test, a second device ("web-1") sends a few hundred lines of several kinds in
+rounds a second or two apart, so the photographed Analysis page has templates, alerts and an error rate
+over several windows, and the Search page a histogram. None of them matches a rule but drop-debug's level
+(no card number), so exactly the two card lines of edge-1 are held.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,40 @@ LINES = [
     "2026-11-25T10:00:03 INFO http: GET /api/orders 200 7ms",
 ]
 TOKEN = "e2e-token-" + "9" * 32  # the shared api_token the test itself reads the API with
+# Short error-rate windows and a small warm-up: seconds of traffic show as several windows, and the
+# templates that first appear in later rounds raise new-template alerts.
+ANALYSIS = (
+    "analysis_interval_s = 0.5\nanalysis_window_s = 2\nanalysis_warmup_records = 120\n"
+    "analysis_min_window_records = 10\nanalysis_baseline_windows = 3\n"
+)
+ROUNDS = 5
+PER_ROUND = 80
+
+
+def noise(round_no: int, i: int) -> str:
+    """The i-th line of a round of web-1's traffic: six kinds of line, errors rising in round 3."""
+    at = f"2026-11-25T10:{round_no:02d}:{i % 60:02d}"
+    kind = i % 10
+    if kind == 0 or (round_no == 3 and kind in (4, 6)):
+        return f"{at} ERROR db: query timeout after {300 + i}ms table=orders"
+    if kind == 1:
+        return f"{at} INFO auth: login ok user=user{i % 7}"
+    if kind == 2:
+        return f"{at} WARN cache: miss key=k{i} ratio=0.{i % 9}"
+    if kind == 3 and round_no >= 3:  # a kind of line that only starts later: a new template
+        return f"{at} ERROR payment: gateway refused status=502 attempt={i % 4}"
+    if kind == 5:
+        return f"{at} INFO worker: job {1000 + i} done in {i % 50}ms"
+    return f"{at} INFO http: GET /api/items/{i} 200 {i % 90}ms"
+
+
+def send_noise(log: Path) -> int:
+    """Append web-1's rounds to ``log``, a second and a half apart (record time is read time); how many."""
+    for round_no in range(1, ROUNDS + 1):
+        with log.open("a", encoding="utf-8") as out:
+            out.write("".join(noise(round_no, i) + "\n" for i in range(PER_ROUND)))
+        time.sleep(1.5)
+    return ROUNDS * PER_ROUND
 
 
 def held_total(relay_api: str, **params: Any) -> int:
@@ -46,8 +86,12 @@ def test_operator_releases_in_relay_console_then_finds_it_in_collector_search(
     chain = start_api_chain(
         procs, tmp_path,
         relay_extra=f'api_token = "{TOKEN}"\n' + users_toml("relay"),
-        collector_extra=f'api_token = "{TOKEN}"\n' + users_toml("collector"),
+        collector_extra=f'api_token = "{TOKEN}"\n' + ANALYSIS + users_toml("collector"),
     )  # fmt: skip
+    traffic = tmp_path / "web.log"
+    traffic.touch()
+    chain.start_agent("web-1", "--tail", str(traffic))
+    sent = send_noise(traffic)
     log = tmp_path / "app.log"
     log.write_text("".join(line + "\n" for line in LINES), encoding="utf-8")
     chain.start_agent("edge-1", "--tail", str(log))
@@ -113,8 +157,13 @@ def test_operator_releases_in_relay_console_then_finds_it_in_collector_search(
         expect(page.locator(".q-table tbody tr").filter(has_text="GET /api/orders")).to_have_count(2)
         shoot(page, "collector-search")
 
+        mined = collector + "/api/analysis/status"
+        wait_until(lambda: api(mined)["mined"] >= sent + 3, 20, "every stored record mined")
         page.get_by_role("link", name="Analysis").click()
         expect(page).to_have_url(collector + "/analysis")
+        templates = page.locator(".q-table").filter(has_text="Trend (24 h)").last
+        expect(templates).to_contain_text("ERROR payment: gateway refused")
+        expect(page.locator("canvas").first).to_be_visible()  # the error-rate chart has drawn
         shoot(page, "collector-analysis")
 
         seen.assert_clean()

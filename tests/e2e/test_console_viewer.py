@@ -64,6 +64,7 @@ def test_viewer_reads_but_every_write_is_refused(procs: Procs, tmp_path: Path, c
         page.get_by_role("button", name="한국어").click()
         expect(page.get_by_role("link", name="보류")).to_be_visible()
         expect(page.get_by_role("button", name="지금 대조")).to_be_disabled()
+        expect(page.get_by_text("열림")).to_be_visible()  # the state filter's choice is a label: translated
         shoot(page, "relay-missing-korean")
         seen.assert_clean()
 

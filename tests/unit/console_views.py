@@ -22,7 +22,7 @@ from logferry.transport.serve import SessionCounters
 
 
 @asynccontextmanager
-async def relay_view(root: Path) -> AsyncIterator[RelayView]:
+async def relay_view(root: Path, config: RelayConfig | None = None) -> AsyncIterator[RelayView]:
     """Journal, audit log, missing list, agent gaps and an unconnected sender, closed on exit."""
     journal = await Journal.open(root / "journal.db", Durability.NORMAL)
     audit = await AuditLog.open(root / "audit.db", Durability.NORMAL)
@@ -32,7 +32,7 @@ async def relay_view(root: Path) -> AsyncIterator[RelayView]:
     try:
         yield RelayView(
             name="relay-test", token="", peers=PeerTable(), counters=SessionCounters(), audit=audit,
-            journal=journal, sender=sender, config=RelayConfig(), reconciler=reconciler,
+            journal=journal, sender=sender, config=config or RelayConfig(), reconciler=reconciler,
             gaps=AgentGaps(journal, missing),
         )  # fmt: skip
     finally:

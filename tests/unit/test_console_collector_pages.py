@@ -3,6 +3,7 @@ driven by NiceGUI's ``User`` simulation; and the Files page's download link answ
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from logferry.analysis.store import AnalysisStore
 from logferry.api.launch import CollectorView
 from logferry.api.routes_files import files_router
 from logferry.config import CollectorConfig
+from logferry.console import analysis as analysis_page
 from logferry.console.mount import collector_root
 from logferry.model import Level, make_record
 from logferry.roles.server import PeerTable
@@ -109,6 +111,43 @@ async def test_analysis_page_shows_templates_alerts_and_rates(view: CollectorVie
         await user.should_see("1–1 of 1")
 
 
+async def test_analysis_shares_trends_and_rates_read_right(view: CollectorView) -> None:
+    async with user_simulation(root=collector_root(view)) as user:
+        await user.open("/analysis")
+        await user.should_see("1–2 of 2")
+        [every] = user.find(marker="analysis-template-table").elements
+        [fresh] = user.find(marker="analysis-new-table").elements
+        assert isinstance(every, ui.table) and isinstance(fresh, ui.table)
+        shares = {r["template"]: r["share"] for r in every.rows}
+        assert shares == {"GET /orders 200 <*>": "80.0%", "payment failed <*>": "20.0%"}
+        # the new templates (every record of them is in the interval) show the same share, not 0.0%
+        assert {r["template"]: r["share"] for r in fresh.rows} == shares
+        for r in [*every.rows, *fresh.rows]:  # 24 hours, the newest holding every record: a full block
+            assert len(r["trend"]) == 24 and r["trend"].endswith("█") and set(r["trend"][:-1]) == {"▁"}
+            assert r["trend_title"].endswith(" " + r["count"])
+        [chart] = user.find(marker="analysis-rates").elements
+        assert isinstance(chart, ui.echart)
+        records_ms = (T0 + 10 * NS) // 10**6, (T0 + 1200 * NS) // 10**6
+        x = chart.options["xAxis"]
+        assert x["min"] < records_ms[0] and records_ms[1] < x["max"] < records_ms[1] + 4 * 60_000
+        assert all(s["showSymbol"] for s in chart.options["series"])  # a single window still shows
+
+        user.find(marker="analysis-interval").click()
+        user.find("last 24h").click()  # 20 minutes of records in a day: read again at 1-minute windows
+        for _ in range(150):
+            points = [len(s["data"]) for s in chart.options["series"]]
+            if points and min(points) >= 20:
+                break
+            await asyncio.sleep(0.02)
+        assert points == [21, 21], points
+
+
+def test_sparkline_scales_per_template_and_keeps_empty_hours_visible() -> None:
+    assert analysis_page.sparkline([0, 0, 0]) == "▁▁▁"
+    assert analysis_page.sparkline([0, 1, 7, 0]) == "▁▂█▁"  # any record at all lifts an hour off the floor
+    assert analysis_page.sparkline([500, 1000]) == analysis_page.sparkline([5, 10]) == "▅█"
+
+
 async def test_files_page_lists_and_links_the_download(view: CollectorView) -> None:
     sha = hashlib.sha256(CONTENT).hexdigest()
     async with user_simulation(root=collector_root(view)) as user:
@@ -122,6 +161,8 @@ async def test_files_page_lists_and_links_the_download(view: CollectorView) -> N
             and only["sha256"] == sha
             and only["content"] == "/api/files/edge-1/files/1/content"
         )
+        # a long path is cut in its cell with the whole path on hover; the sha256 never is
+        assert {"body-cell-path", "body-cell-download"} <= set(table.slots)
         user.find(marker="files-name").type("nothing-like-this")
         user.find(marker="files-go").click()
         await user.should_see("nothing matches")

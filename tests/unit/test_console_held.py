@@ -21,21 +21,13 @@ from nicegui.testing.user import User
 from nicegui.testing.user_simulation import user_simulation
 
 from logferry.api.launch import RelayView
-from logferry.config import RelayConfig
 from logferry.console import access, actions, held
 from logferry.console.actions import HeldVerb, HeldView, StaleKeys
+from logferry.console.layout import PAGE_SIZE
 from logferry.console.mount import relay_root
 from logferry.model import Fate, Level, make_record
-from logferry.protocol.messages import PeerRole
-from logferry.reconcile.relay_side import Reconciler
-from logferry.roles.relay import OutboxQueue
-from logferry.roles.server import PeerTable
-from logferry.store.audit import AuditLog
-from logferry.store.journal import Decision, Journal
-from logferry.store.missing import MissingStore
-from logferry.store.sqlite import Durability
-from logferry.transport.sender import Sender, SenderConfig
-from logferry.transport.serve import SessionCounters
+from logferry.store.journal import Decision
+from tests.unit.console_views import relay_view
 
 
 def decision(seq: int, msg: str, level: Level, rule: str = "") -> Decision:
@@ -46,10 +38,14 @@ def decision(seq: int, msg: str, level: Level, rule: str = "") -> Decision:
 @pytest.fixture
 async def view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RelayView]:
     monkeypatch.setattr(Storage, "path", tmp_path / "nicegui")  # NiceGUI's own files stay in tmp
-    journal = await Journal.open(tmp_path / "journal.db", Durability.NORMAL)
-    audit = await AuditLog.open(tmp_path / "audit.db", Durability.NORMAL)
-    missing = await MissingStore.open(tmp_path / "missing.db", Durability.NORMAL)
-    sender = Sender(SenderConfig("127.0.0.1", 9, "relay-test", PeerRole.RELAY, None), OutboxQueue(journal))
+    async with relay_view(tmp_path) as v:
+        await _commit_held(v)
+        yield v
+
+
+async def _commit_held(view: RelayView) -> None:
+    """Four held records (three by hold-cards, one by hold-secrets) and one forwarded, on two sources."""
+    journal = view.journal
     await journal.commit("edge-1", [
         decision(1, "charge card=4111111111111111 order=a1", Level.ERROR, "hold-cards"),
         decision(2, "GET /orders 200", Level.INFO),
@@ -59,14 +55,6 @@ async def view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     await journal.commit(
         "edge-2", [decision(1, "charge card=4000000000000002 order=c3", Level.ERROR, "hold-cards")]
     )
-    reconciler = Reconciler(journal, missing, None, auto_resend=False, interval_s=0)
-    yield RelayView(
-        name="relay-test", token="", peers=PeerTable(), counters=SessionCounters(), audit=audit,
-        journal=journal, sender=sender, config=RelayConfig(), reconciler=reconciler,
-    )  # fmt: skip
-    await missing.close()
-    await audit.close()
-    await journal.close()
 
 
 def table_rows(user: User, marker: str) -> list[dict[str, Any]]:
@@ -231,6 +219,30 @@ async def test_a_viewer_cannot_release(view: RelayView, monkeypatch: pytest.Monk
         await user.should_see("vera is a viewer")
     assert await actions.held_count(view, HeldView()) == 4
     assert await view.audit.page() == []
+
+
+async def test_the_pager_walks_the_pages_and_keeps_the_filter(view: RelayView) -> None:
+    extra = [
+        decision(100 + i, f"charge card=4111111111111111 page={i}", Level.ERROR, "hold-paged")
+        for i in range(60)
+    ]
+    await view.journal.commit("edge-9", extra)
+    async with user_simulation(root=relay_root(view)) as user:
+        await user.open("/held")
+        await user.should_see(f"1–{PAGE_SIZE} of 64")
+        [previous] = user.find(marker="held-previous").elements
+        assert not previous.enabled  # nothing before the first page
+        user.find("Next").click()
+        await user.should_see(f"{PAGE_SIZE + 1}–64 of 64")
+        [following] = user.find(marker="held-next").elements
+        assert previous.enabled and not following.enabled
+        user.find(marker="held-q").type("page=")
+        user.find(marker="held-search").click()  # a new search starts at the first page again
+        await user.should_see(f"1–{PAGE_SIZE} of 60")
+        user.find(marker="held-next").click()
+        await user.should_see(f"{PAGE_SIZE + 1}–60 of 60")
+        user.find("Previous").click()
+        await user.should_see(f"1–{PAGE_SIZE} of 60")
 
 
 async def _no_refresh() -> None:

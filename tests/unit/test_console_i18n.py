@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 import logferry.console
-from logferry.console import i18n, layout
+from logferry.console import i18n, layout, missing, overview
+from logferry.model import Fate, Level
+from logferry.store.missing import MissingKind, MissingState
 
 PACKAGE = Path(logferry.console.__file__).parent
 
@@ -68,6 +70,18 @@ def test_korean_entries_use_only_the_english_placeholders() -> None:
         if not fields(korean) <= fields(english)
     }
     assert not wrong, f"Korean entries with placeholders their English text lacks: {wrong}"
+
+
+def test_every_named_state_a_page_shows_has_a_korean_text() -> None:
+    """Levels, fates, missing-list states and kinds are labels a person reads: each goes through t(), so a
+    member added to one of these enums needs a text in the page's mapping and a Korean entry."""
+    import_every_page()
+    korean = i18n.catalog("ko")
+    shown = (
+        [layout.level_text(m) for m in Level] + [overview.fate_text(f) for f in Fate]
+        + [missing.state_text(s) for s in MissingState] + [missing.kind_text(k) for k in MissingKind]
+    )  # fmt: skip
+    assert [text for text in shown if text not in korean] == []
 
 
 def test_outside_a_page_the_console_speaks_english() -> None:

@@ -28,18 +28,10 @@ from logferry.console import actions, signin
 from logferry.console.actions import HeldView
 from logferry.console.mount import relay_root
 from logferry.model import Fate, Level, make_record
-from logferry.protocol.messages import PeerRole
-from logferry.reconcile.relay_side import Reconciler
-from logferry.roles.relay import OutboxQueue
-from logferry.roles.server import PeerTable
-from logferry.store.audit import AuditLog
-from logferry.store.journal import Decision, Journal
-from logferry.store.missing import MissingStore
-from logferry.store.sqlite import Durability
-from logferry.transport.sender import Sender, SenderConfig
-from logferry.transport.serve import SessionCounters
+from logferry.store.journal import Decision
 from logferry.users.gate import Gate
 from logferry.users.roles import Role
+from tests.unit.console_views import relay_view
 
 CHEAP = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # a hash carries its parameters
 USERS = [
@@ -65,19 +57,11 @@ def held(seq: int, msg: str) -> Decision:
 @pytest.fixture
 async def view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RelayView]:
     monkeypatch.setattr(Storage, "path", tmp_path / "nicegui")  # NiceGUI's own files stay in tmp
-    journal = await Journal.open(tmp_path / "journal.db", Durability.NORMAL)
-    audit = await AuditLog.open(tmp_path / "audit.db", Durability.NORMAL)
-    missing = await MissingStore.open(tmp_path / "missing.db", Durability.NORMAL)
-    sender = Sender(SenderConfig("127.0.0.1", 9, "relay-test", PeerRole.RELAY, None), OutboxQueue(journal))
-    await journal.commit("edge-1", [held(1, "charge card=4111111111111111"), held(2, "charge card=5500")])
-    reconciler = Reconciler(journal, missing, None, auto_resend=False, interval_s=0)
-    yield RelayView(
-        name="relay-test", token="", peers=PeerTable(), counters=SessionCounters(), audit=audit,
-        journal=journal, sender=sender, config=RelayConfig(users=USERS), reconciler=reconciler,
-    )  # fmt: skip
-    await missing.close()
-    await audit.close()
-    await journal.close()
+    async with relay_view(tmp_path, RelayConfig(users=USERS)) as v:
+        await v.journal.commit(
+            "edge-1", [held(1, "charge card=4111111111111111"), held(2, "charge card=5500")]
+        )
+        yield v
 
 
 @pytest.fixture

@@ -18,32 +18,49 @@ from logferry.analysis.alerts import AlertKind
 from logferry.analysis.follower import Follower
 from logferry.api.launch import CollectorView
 from logferry.console.i18n import register, t
-from logferry.console.layout import PAGE_SIZE, frame, pager_text, stat, when
+from logferry.console.layout import PAGE_SIZE, Pager, frame, stat, when
 
 NS = 1_000_000_000
 INTERVALS_S = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
 SPARKS = "▁▂▃▄▅▆▇█"
 ALERTS_SHOWN = 20
+# The trend is text, one block per hour; an hour without records is a faint baseline, so the hours with
+# records stand out. Its title says the counts. Text costs next to nothing per row, where a chart per row
+# would be 50 charts.
+TREND_SLOT = r"""
+<q-td :props="props">
+  <span class="font-mono whitespace-nowrap" :title="props.row.trend_title"><span
+    v-for="(c, i) in props.value" :key="i"
+    :style="{color: c === '▁' ? '#cbd5e1' : '#334155'}">{{ c }}</span></span>
+</q-td>
+"""
 
 
 def sparkline(counts: list[int]) -> str:
-    """A trend in one line of text: one block per hour, the highest hour full."""
+    """A trend in one line of text, scaled per template: an hour without records is the lowest block (a
+    baseline), any hour with records at least the second, the busiest hour full."""
     top = max(counts, default=0)
     if top == 0:
         return SPARKS[0] * len(counts)
-    return "".join(SPARKS[min(len(SPARKS) - 1, n * len(SPARKS) // (top + 1))] if n else " " for n in counts)
+    steps = len(SPARKS) - 2  # 1..top → blocks 1..7
+    return "".join(SPARKS[1 + n * steps // top] if n else SPARKS[0] for n in counts)
+
+
+def trend_title(counts: list[int]) -> str:
+    """The hover text of a trend: the records of each hour, oldest first."""
+    return t("records per hour, the last {hours} h: {counts}", hours=len(counts),
+             counts=" ".join(f"{n:,}" for n in counts))  # fmt: skip
 
 
 def template_columns() -> list[dict[str, Any]]:
     return [
         {"name": "template", "label": t("Template"), "field": "template", "align": "left",
-         "classes": "max-w-xl truncate font-mono text-xs", "headerClasses": "max-w-xl"},
+         "classes": "max-w-md truncate font-mono text-xs", "headerClasses": "max-w-md"},
         {"name": "count", "label": t("Records"), "field": "count", "align": "right"},
-        {"name": "share", "label": t("Share"), "field": "share", "align": "right"},
+        {"name": "share", "label": t("Share of the interval"), "field": "share", "align": "right"},
         {"name": "first", "label": t("First seen (UTC)"), "field": "first", "align": "left"},
         {"name": "last", "label": t("Last seen (UTC)"), "field": "last", "align": "left"},
-        {"name": "trend", "label": t("Trend (24 h)"), "field": "trend", "align": "left",
-         "classes": "font-mono"},
+        {"name": "trend", "label": t("Trend (24 h)"), "field": "trend", "align": "left"},
     ]  # fmt: skip
 
 
@@ -61,20 +78,32 @@ def template_row(r: aq.TemplateRow) -> dict[str, Any]:
     return {
         "id": r.id, "template": r.template, "count": f"{r.count:,}", "share": f"{r.share:.1%}",
         "first": when(r.first_ns), "last": when(r.last_ns), "trend": sparkline(r.trend),
+        "trend_title": trend_title(r.trend),
     }  # fmt: skip
 
 
+def x_range_ms(series: list[aq.RateSeries]) -> dict[str, int]:
+    """The time axis around the data: from its first step to the end of its last, a step of margin each
+    side (ECharts alone spreads one point over days of empty axis). {} without data."""
+    starts = [p.start_s for s in series for p in s.points]
+    if not starts:
+        return {}
+    step = max(s.step_s for s in series)
+    return {"min": (min(starts) - step) * 1000, "max": (max(starts) + 2 * step) * 1000}
+
+
 def rate_chart(series: list[aq.RateSeries]) -> dict[str, Any]:
-    """ECharts options: the error rate (%) of each source, one line per source, over time (UTC)."""
+    """ECharts options: the error rate (%) of each source, one line per source, over time (UTC). Every
+    window is a point, so a source with a single window still shows."""
     return {
         "animation": False,
-        "grid": {"left": 50, "right": 16, "top": 30, "bottom": 40},
+        "grid": {"left": 50, "right": 24, "top": 40, "bottom": 30},
         "tooltip": {"trigger": "axis"},
-        "legend": {"type": "scroll"},
-        "xAxis": {"type": "time"},
+        "legend": {"type": "scroll", "top": 0},
+        "xAxis": {"type": "time", **x_range_ms(series)},
         "yAxis": {"type": "value", "name": "%", "min": 0},
         "series": [
-            {"type": "line", "name": s.source, "showSymbol": False,
+            {"type": "line", "name": s.source, "showSymbol": True, "symbolSize": 6, "connectNulls": False,
              "data": [[p.start_s * 1000, round(100 * p.errors / max(1, p.total), 2)] for p in s.points]}
             for s in series
         ],
@@ -85,7 +114,6 @@ class AnalysisPage:
     def __init__(self, view: CollectorView, follower: Follower) -> None:
         self.view = view
         self.follower = follower
-        self.offset = 0
 
     async def build(self) -> None:
         with ui.row().classes("gap-3 flex-wrap"):
@@ -96,7 +124,7 @@ class AnalysisPage:
         with ui.row().classes("items-end gap-3"):
             self.interval = ui.select({k: t("last {interval}", interval=k) for k in INTERVALS_S}, value="1h",
                                       label=t("Interval (up to the newest record)"))  # fmt: skip
-            self.interval.classes("w-64").mark("analysis-interval").on_value_change(self.refresh)
+            self.interval.classes("w-64").mark("analysis-interval").on_value_change(self.search)
             ui.button(t("Refresh"), icon="refresh", on_click=self.refresh).mark("analysis-refresh")
         ui.label(t("Alerts")).classes("text-lg font-semibold")
         self.alerts = ui.table(columns=alert_columns(), rows=[], row_key="id", pagination=0).classes("w-full")
@@ -104,6 +132,7 @@ class AnalysisPage:
         ui.label(t("New templates in the interval")).classes("text-lg font-semibold")
         self.new = ui.table(columns=template_columns(), rows=[], row_key="id", pagination=0).classes("w-full")
         self.new.props("hide-bottom dense").mark("analysis-new-table")
+        self.new.add_slot("body-cell-trend", TREND_SLOT)
         ui.label(t("Error rate per source")).classes("text-lg font-semibold")
         self.chart = ui.echart(rate_chart([])).classes("w-full h-64").mark("analysis-rates")
         ui.label(t("Templates in the interval")).classes("text-lg font-semibold")
@@ -115,11 +144,8 @@ class AnalysisPage:
             "w-full"
         )
         self.table.props("hide-bottom dense").mark("analysis-template-table")
-        with ui.row().classes("items-center gap-2"):
-            self.previous = ui.button(t("Previous"), on_click=self.page_back).props("flat")
-            self.previous.mark("analysis-previous")
-            self.span = ui.label("").mark("analysis-span")
-            self.next = ui.button(t("Next"), on_click=self.page_on).props("flat").mark("analysis-next")
+        self.table.add_slot("body-cell-trend", TREND_SLOT)
+        self.pager = Pager(self.refresh, "analysis")
         await self.refresh()
 
     async def refresh(self) -> None:
@@ -142,30 +168,34 @@ class AnalysisPage:
         fresh = await store.read_with(lambda c: aq.new_templates(c, since, PAGE_SIZE))
         self.new.rows = [template_row(r) for r in fresh]
         self.new.update()
-        width = self.follower.settings.window_s
-        series = await store.read_with(lambda c: aq.error_rates(c, since, until, width))
+        series = await self.rates(since, until)
         self.chart.options.clear()
         self.chart.options.update(rate_chart(series))
         self.chart.update()
         text = str(self.q.value or "").strip()
-        page = await store.read_with(lambda c: aq.templates(c, since, until, text, PAGE_SIZE, self.offset))
+        offset = self.pager.offset
+        page = await store.read_with(lambda c: aq.templates(c, since, until, text, PAGE_SIZE, offset))
         self.table.rows = [template_row(r) for r in page.items]
         self.table.update()
-        self.span.set_text(pager_text(self.offset, len(page.items), page.total))
-        self.previous.set_enabled(self.offset > 0)
-        self.next.set_enabled(self.offset + len(page.items) < page.total)
+        self.pager.show(len(page.items), page.total)
 
     async def search(self) -> None:
-        self.offset = 0
-        await self.refresh()
+        await self.pager.first()
 
-    async def page_back(self) -> None:
-        self.offset = max(0, self.offset - PAGE_SIZE)
-        await self.refresh()
-
-    async def page_on(self) -> None:
-        self.offset += PAGE_SIZE
-        await self.refresh()
+    async def rates(self, since: int, until: int) -> list[aq.RateSeries]:
+        """The error rates over the interval; when the records fill only a small part of it (minutes of a
+        day), read again over that part, so its windows are not summed into a handful of wide steps."""
+        width = self.follower.settings.window_s
+        store = self.follower.store
+        series = await store.read_with(lambda c: aq.error_rates(c, since, until, width))
+        starts = [p.start_s for s in series for p in s.points]
+        if not starts:
+            return series
+        step = max(s.step_s for s in series)
+        lo, hi = max(since, min(starts) * NS), min(until, (max(starts) + step) * NS)
+        if step == width or (hi - lo) * 2 > until - since:
+            return series  # already at the finest step, or the data spans most of the interval
+        return await store.read_with(lambda c: aq.error_rates(c, lo, hi, width))
 
 
 async def build(view: CollectorView) -> None:
@@ -181,7 +211,8 @@ register(
     {
         "Template": "템플릿",
         "Records": "레코드 수",
-        "Share": "비율",
+        "Share of the interval": "기간 내 비율",
+        "records per hour, the last {hours} h: {counts}": "시간당 레코드, 최근 {hours}시간: {counts}",
         "First seen (UTC)": "처음 발생 (UTC)",
         "Last seen (UTC)": "마지막 발생 (UTC)",
         "Trend (24 h)": "추세 (24시간)",
@@ -201,8 +232,6 @@ register(
         "Templates in the interval": "기간 내 템플릿",
         "Part of the template": "템플릿 일부",
         "Search": "검색",
-        "Previous": "이전",
-        "Next": "다음",
         "new template": "새 템플릿",
         "error rate": "오류율",
         "Analysis": "분석",

@@ -10,19 +10,18 @@ change or delete an audit entry.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
+import msgspec
 from nicegui import ui
 
 from logferry.api.launch import RoleView
-from logferry.api.problems import ApiError
 from logferry.api.routes_audit import audit_filter
 from logferry.console.i18n import register, t
-from logferry.console.layout import PAGE_SIZE, frame, pager_text, when
+from logferry.console.layout import PAGE_SIZE, Pager, frame, when
+from logferry.console.time_range import TimeRange
 from logferry.store.audit import AuditEntry, AuditFilter
 
-QUICK_RANGES_S = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 TARGET_CHARS = 160  # a filter or a few keys; the detail dialog shows all of it
 
 
@@ -57,7 +56,6 @@ class AuditPage:
     def __init__(self, view: RoleView) -> None:
         self.view = view
         self.chosen = AuditFilter()
-        self.offset = 0
 
     async def build(self) -> None:
         operators, acts = await self.view.audit.operators_and_actions()
@@ -72,53 +70,30 @@ class AuditPage:
                 self.operator = ui.select({"": t("any operator")} | {o: o for o in operators}, value="",
                                           label=t("Operator"))  # fmt: skip
                 self.operator.classes("w-44").mark("audit-operator")
-                quick = {"": t("any time"), "1h": t("last hour"), "24h": t("last 24 hours"),
-                         "7d": t("last 7 days"), "30d": t("last 30 days")}  # fmt: skip
-                self.quick = ui.select(quick, value="", label=t("Time")).classes("w-40").mark("audit-quick")
-                self.since = ui.input(t("From (UTC)"), placeholder="2026-11-25T10:00:00").classes("w-52")
-                self.since.mark("audit-since")
-                self.until = ui.input(t("To (UTC)"), placeholder="2026-11-25T12:00:00").classes("w-52")
-                self.until.mark("audit-until")
+            with ui.row().classes("items-end gap-3 flex-wrap"):
+                self.time = TimeRange("audit", self.search, quick=("1h", "24h", "7d", "30d"))
                 ui.button(t("Search"), icon="search", on_click=self.search).mark("audit-search")
             self.table = ui.table(columns=columns(), rows=[], row_key="id", pagination=0).classes("w-full")
             self.table.props("hide-bottom dense").mark("audit-table")
-            with ui.row().classes("items-center gap-2"):
-                self.previous = ui.button(t("Previous"), on_click=self.page_back).props("flat")
-                self.span = ui.label("").mark("audit-span")
-                self.next = ui.button(t("Next"), on_click=self.page_on).props("flat").mark("audit-next")
+            self.pager = Pager(self.refresh, "audit")
         await self.refresh()
 
     async def refresh(self) -> None:
         total = await self.view.audit.count(self.chosen)
-        entries = await self.view.audit.page(self.chosen, PAGE_SIZE, self.offset)
+        entries = await self.view.audit.page(self.chosen, PAGE_SIZE, self.pager.offset)
         self.table.rows = [row(e) for e in entries]
         self.table.update()
-        self.span.set_text(pager_text(self.offset, len(entries), total))
-        self.previous.set_enabled(self.offset > 0)
-        self.next.set_enabled(self.offset + len(entries) < total)
+        self.pager.show(len(entries), total)
 
     async def search(self) -> None:
-        quick = str(self.quick.value or "")
-        since, until = str(self.since.value or ""), str(self.until.value or "")
-        if quick in QUICK_RANGES_S:
-            since, until = str(time.time() - QUICK_RANGES_S[quick]), ""
-        try:
-            self.chosen = audit_filter(str(self.q.value or "").strip(), str(self.action.value or ""),
-                                       str(self.operator.value or ""), since, until)  # fmt: skip
-        except ApiError as exc:
-            ui.notify(t("{error}: use 2026-11-25T10:00:00 (UTC) or epoch seconds", error=exc.message),
-                      type="warning")  # fmt: skip
+        if (bounds := self.time.asked()) is None:
             return
-        self.offset = 0
-        await self.refresh()
-
-    async def page_back(self) -> None:
-        self.offset = max(0, self.offset - PAGE_SIZE)
-        await self.refresh()
-
-    async def page_on(self) -> None:
-        self.offset += PAGE_SIZE
-        await self.refresh()
+        since, until = bounds
+        # the text filters as GET /api/audit builds them; the times already parsed by the same parser
+        given = audit_filter(str(self.q.value or "").strip(), str(self.action.value or ""),
+                             str(self.operator.value or ""), None, None)  # fmt: skip
+        self.chosen = msgspec.structs.replace(given, since_ns=since, until_ns=until)
+        await self.pager.first()
 
 
 async def build(view: RoleView) -> None:
@@ -132,11 +107,6 @@ register(
         "How many": "개수", "Outcome": "결과", "Detail": "상세",
         "done": "완료", "failed": "실패", "started (unfinished)": "시작됨 (미완료)",
         "Audit log": "감사 기록", "Search operator, action, target, detail": "운영자, 작업, 대상, 상세 검색",
-        "any action": "모든 작업", "any operator": "모든 운영자", "any time": "전체 기간",
-        "last hour": "최근 1시간", "last 24 hours": "최근 24시간", "last 7 days": "최근 7일",
-        "last 30 days": "최근 30일", "Time": "기간", "From (UTC)": "시작 (UTC)", "To (UTC)": "끝 (UTC)",
-        "Search": "검색", "Previous": "이전", "Next": "다음",
-        "{error}: use 2026-11-25T10:00:00 (UTC) or epoch seconds":
-            "{error}: 2026-11-25T10:00:00 (UTC) 또는 epoch 초를 쓰세요",
+        "any action": "모든 작업", "any operator": "모든 운영자", "Search": "검색",
     },
 )  # fmt: skip

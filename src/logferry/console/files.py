@@ -17,9 +17,19 @@ from nicegui import ui
 
 from logferry.api.launch import CollectorView
 from logferry.console.i18n import register, t
-from logferry.console.layout import PAGE_SIZE, frame, pager_text, size, when
+from logferry.console.layout import PAGE_SIZE, Pager, frame, size, when
 from logferry.store.file_manifests import StoredFile
 
+# A long path is cut at the start of the cell (the file name at its end stays in view) and shown whole on
+# hover; the sha256 is never cut (an operator compares all of it), so the path gives way and the Download
+# link keeps its place at 1400 px.
+PATH_SLOT = r"""
+<q-td :props="props">
+  <div class="truncate" style="max-width: 16rem; direction: rtl; text-align: left" :title="props.value">
+    <bdi>{{ props.value }}</bdi>
+  </div>
+</q-td>
+"""
 DOWNLOAD_SLOT = r"""
 <q-td :props="props">
   <a :href="props.row.content" download class="text-blue-800 underline"
@@ -34,11 +44,10 @@ def columns() -> list[dict[str, Any]]:
     return [
         {"name": "received", "label": t("Received (UTC)"), "field": "received", "align": "left"},
         {"name": "key", "label": t("Item"), "field": "key", "align": "left"},
-        {"name": "path", "label": t("Path"), "field": "path", "align": "left",
-         "classes": "max-w-md truncate", "headerClasses": "max-w-md"},
+        {"name": "path", "label": t("Path"), "field": "path", "align": "left"},
         {"name": "size", "label": t("Size"), "field": "size", "align": "right"},
         {"name": "sha256", "label": t("SHA-256"), "field": "sha256", "align": "left",
-         "classes": "font-mono text-xs"},
+         "classes": "font-mono text-xs whitespace-nowrap"},
         {"name": "download", "label": "", "field": "download", "align": "left"},
     ]  # fmt: skip
 
@@ -58,7 +67,6 @@ def row(f: StoredFile) -> dict[str, Any]:
 class FilesPage:
     def __init__(self, view: CollectorView) -> None:
         self.view = view
-        self.offset = 0
 
     async def build(self) -> None:
         with frame(t("Files")):
@@ -73,12 +81,9 @@ class FilesPage:
                 ui.button(t("Search"), icon="search", on_click=self.search).mark("files-go")
             self.table = ui.table(columns=columns(), rows=[], row_key="key", pagination=0).classes("w-full")
             self.table.props("hide-bottom dense").mark("files-table")
+            self.table.add_slot("body-cell-path", PATH_SLOT)
             self.table.add_slot("body-cell-download", DOWNLOAD_SLOT)
-            with ui.row().classes("items-center gap-2"):
-                self.previous = ui.button(t("Previous"), on_click=self.page_back).props("flat")
-                self.previous.mark("files-previous")
-                self.span = ui.label("").mark("files-span")
-                self.next = ui.button(t("Next"), on_click=self.page_on).props("flat").mark("files-next")
+            self.pager = Pager(self.refresh, "files")
             ui.label(t("A download streams the stored file; compare its sha256 with the one shown.")).classes(
                 "text-sm opacity-60"
             )
@@ -90,25 +95,14 @@ class FilesPage:
             source=str(self.source.value or "").strip() or None,
             name=str(self.name.value or "").strip() or None,
             limit=PAGE_SIZE,
-            offset=self.offset,
+            offset=self.pager.offset,
         )
         self.table.rows = [row(f) for f in found]
         self.table.update()
-        self.span.set_text(pager_text(self.offset, len(found), total))
-        self.previous.set_enabled(self.offset > 0)
-        self.next.set_enabled(self.offset + len(found) < total)
+        self.pager.show(len(found), total)
 
     async def search(self) -> None:
-        self.offset = 0
-        await self.refresh()
-
-    async def page_back(self) -> None:
-        self.offset = max(0, self.offset - PAGE_SIZE)
-        await self.refresh()
-
-    async def page_on(self) -> None:
-        self.offset += PAGE_SIZE
-        await self.refresh()
+        await self.pager.first()
 
 
 async def build(view: CollectorView) -> None:
@@ -129,8 +123,6 @@ register(
         "Source": "소스",
         "Part of the path": "경로 일부",
         "Search": "검색",
-        "Previous": "이전",
-        "Next": "다음",
         "A download streams the stored file; compare its sha256 with the one shown.": (
             "내려받기는 저장된 파일을 그대로 전송합니다. sha256을 표시된 값과 비교하세요."
         ),

@@ -4,31 +4,35 @@ or of all matching the filter.
 
 Only one page of rows is ever read (``journal_held.page_items`` with LIMIT/OFFSET, the time filter on the
 ``held_ts`` index) and the total comes from a COUNT, as ``GET /api/held`` does; times are parsed by the
-API's own ``parse_time_ns`` (ISO 8601 or epoch seconds, UTC). Each action asks first in a dialog that says
-how many items it will touch, then runs :func:`logferry.console.actions.settle_held` — the very function
-behind ``POST /api/held/release|delete`` — and refreshes the table. Every write handler starts with
-``access.require_operator()``. This page must never move a held item by any other path.
+API's own ``parse_time_ns`` (ISO 8601 or epoch seconds, UTC; ``time_range.TimeRange``). Each action asks
+first in a dialog that says how many items it will touch, then runs
+:func:`logferry.console.actions.settle_held` — the very function behind ``POST /api/held/release|delete``
+— and refreshes the table. Every write handler starts with ``access.require_operator()``. This page must
+never move a held item by any other path.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from nicegui import events, ui
 
 from logferry.api.launch import RelayView
-from logferry.api.params import parse_time_ns
-from logferry.api.problems import ApiError
 from logferry.console import access, actions
 from logferry.console.actions import HeldVerb, HeldView, StaleKeys
 from logferry.console.held_detail import detail_lines, row
 from logferry.console.i18n import register, t
-from logferry.console.layout import PAGE_SIZE, confirm, frame, level_options, pager_text
+from logferry.console.layout import (
+    PAGE_SIZE,
+    Pager,
+    clicked_row,
+    confirm,
+    detail_dialog,
+    frame,
+    level_options,
+)
+from logferry.console.time_range import TimeRange
 from logferry.store.journal_held import HeldItem, HeldKey
-
-QUICK_RANGES_S = {"15m": 900, "1h": 3600, "24h": 86_400, "7d": 7 * 86_400}
-NS = 1_000_000_000
 
 
 def columns() -> list[dict[str, Any]]:
@@ -43,16 +47,6 @@ def columns() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def quick_options() -> dict[str, str]:
-    return {
-        "": t("any time"),
-        "15m": t("last 15 minutes"),
-        "1h": t("last hour"),
-        "24h": t("last 24 hours"),
-        "7d": t("last 7 days"),
-    }
-
-
 def _plural(n: int) -> str:
     return t("{n} held item", n=f"{n:,}") if n == 1 else t("{n} held items", n=f"{n:,}")
 
@@ -63,7 +57,6 @@ class HeldPage:
     def __init__(self, view: RelayView) -> None:
         self.view = view
         self.chosen = HeldView()
-        self.offset = 0
         self.total = 0
         self.items: dict[str, HeldItem] = {}
 
@@ -81,12 +74,7 @@ class HeldPage:
                 self.level = ui.select(level_options(), value="", label=t("Level"))
                 self.level.classes("w-40").mark("held-level")
             with ui.row().classes("items-end gap-3 flex-wrap"):
-                self.quick = ui.select(quick_options(), value="", label=t("Time"))
-                self.quick.classes("w-44").mark("held-quick")
-                self.since = ui.input(t("From (UTC)"), placeholder="2026-11-25T10:00:00").classes("w-52")
-                self.since.mark("held-since").on("keydown.enter", self.search)
-                self.until = ui.input(t("To (UTC)"), placeholder="2026-11-25T12:00:00").classes("w-52")
-                self.until.mark("held-until").on("keydown.enter", self.search)
+                self.time = TimeRange("held", self.search)
                 ui.button(t("Search"), icon="search", on_click=self.search).mark("held-search")
             with ui.row().classes("items-center gap-2 flex-wrap"):
                 for verb, marker, label, outline in (
@@ -104,45 +92,26 @@ class HeldPage:
             )
             self.table.classes("w-full").props("hide-bottom dense").mark("held-table")
             self.table.on("rowClick", self.on_row_click)
-            with ui.row().classes("items-center gap-2"):
-                self.previous = ui.button(t("Previous"), on_click=self.page_back).props("flat")
-                self.previous.mark("held-previous")
-                self.span = ui.label("").mark("held-span")
-                self.next = ui.button(t("Next"), on_click=self.page_on).props("flat").mark("held-next")
+            self.pager = Pager(self.refresh, "held")
         await self.refresh()
 
     async def refresh(self) -> None:
-        items, self.total = await actions.held_page(self.view, self.chosen, PAGE_SIZE, self.offset)
-        if not items and self.offset > 0 and self.total > 0:  # the page emptied under us: show the last one
-            self.offset = max(0, (self.total - 1) // PAGE_SIZE * PAGE_SIZE)
-            items, self.total = await actions.held_page(self.view, self.chosen, PAGE_SIZE, self.offset)
+        pager = self.pager
+        items, self.total = await actions.held_page(self.view, self.chosen, PAGE_SIZE, pager.offset)
+        if not items and pager.offset > 0 and self.total > 0:  # the page emptied under us: show the last one
+            pager.offset = pager.last_page(self.total)
+            items, self.total = await actions.held_page(self.view, self.chosen, PAGE_SIZE, pager.offset)
         rows = [row(i) for i in items]
         self.items = {r["key"]: i for r, i in zip(rows, items, strict=True)}
         self.table.rows = rows
         self.table.selected = []
         self.table.update()
-        self.span.set_text(pager_text(self.offset, len(rows), self.total))
-        self.previous.set_enabled(self.offset > 0)
-        self.next.set_enabled(self.offset + len(rows) < self.total)
-
-    def time_bounds(self) -> tuple[int | None, int | None]:
-        """(since, until) in epoch ns from the quick range or the from/to fields; raises ApiError."""
-        quick = str(self.quick.value or "")
-        if quick in QUICK_RANGES_S:
-            return time.time_ns() - QUICK_RANGES_S[quick] * NS, None
-        since = parse_time_ns(str(self.since.value or ""), t("From (UTC)"))
-        until = parse_time_ns(str(self.until.value or ""), t("To (UTC)"))
-        if since is not None and until is not None and until <= since:
-            raise ApiError(400, t("'To' must be later than 'From'"))
-        return since, until
+        pager.show(len(rows), self.total)
 
     async def search(self) -> None:
-        try:
-            since, until = self.time_bounds()
-        except ApiError as exc:
-            ui.notify(t("{error}: use 2026-11-25T10:00:00 (UTC) or epoch seconds", error=exc.message),
-                      type="warning")  # fmt: skip
+        if (bounds := self.time.asked()) is None:
             return
+        since, until = bounds
         self.chosen = HeldView(
             rule=str(self.rule.value or ""),
             source=str(self.source.value or ""),
@@ -151,33 +120,12 @@ class HeldPage:
             since_ns=since,
             until_ns=until,
         )
-        self.offset = 0
-        await self.refresh()
-
-    async def page_back(self) -> None:
-        self.offset = max(0, self.offset - PAGE_SIZE)
-        await self.refresh()
-
-    async def page_on(self) -> None:
-        self.offset += PAGE_SIZE
-        await self.refresh()
+        await self.pager.first()
 
     def on_row_click(self, event: events.GenericEventArguments) -> None:
-        args = event.args if isinstance(event.args, list) else []
-        clicked = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
-        item = self.items.get(str(clicked.get("key", "")))
+        item = self.items.get(str(clicked_row(event).get("key", "")))
         if item is not None:
-            self.show_detail(item)
-
-    def show_detail(self, item: HeldItem) -> None:
-        with ui.dialog() as dialog, ui.card().classes("min-w-[36rem] max-w-4xl"):
-            ui.label(t("Held item")).classes("text-lg font-semibold")
-            with ui.grid(columns="auto 1fr").classes("gap-x-4 gap-y-1").mark("held-detail"):
-                for label, value in detail_lines(item):
-                    ui.label(label).classes("text-sm opacity-60")
-                    ui.label(value).classes("text-sm break-all whitespace-pre-wrap")
-            ui.button(t("Close"), on_click=dialog.close).props("flat").classes("self-end")
-        dialog.open()
+            detail_dialog(t("Held item"), detail_lines(item), "held-detail")
 
     def selected_keys(self) -> list[HeldKey]:
         return [(str(r["source"]), int(r["seq"])) for r in self.table.selected]
@@ -244,11 +192,6 @@ register(
         "Rule": "규칙",
         "Host": "호스트",
         "Message / file": "메시지 / 파일",
-        "any time": "전체 기간",
-        "last 15 minutes": "최근 15분",
-        "last hour": "최근 1시간",
-        "last 24 hours": "최근 24시간",
-        "last 7 days": "최근 7일",
         "{n} held item": "보류 항목 {n}개",
         "{n} held items": "보류 항목 {n}개",
         "Held items": "보류 항목",
@@ -256,21 +199,12 @@ register(
         "any rule": "모든 규칙",
         "any source": "모든 소스",
         "Source": "소스",
-        "Time": "기간",
-        "From (UTC)": "시작 (UTC)",
-        "To (UTC)": "끝 (UTC)",
         "Search": "검색",
         "Release selected": "선택 항목 해제",
         "Delete selected": "선택 항목 삭제",
         "Release all matching": "일치 항목 모두 해제",
         "Delete all matching": "일치 항목 모두 삭제",
-        "Previous": "이전",
-        "Next": "다음",
-        "'To' must be later than 'From'": "'끝'은 '시작'보다 늦어야 합니다",
-        "{error}: use 2026-11-25T10:00:00 (UTC) or epoch seconds":
-            "{error}: 2026-11-25T10:00:00 (UTC) 또는 epoch 초를 쓰세요",
         "Held item": "보류 항목",
-        "Close": "닫기",
         "Select items in the table first (or act on all matching the filter).":
             "먼저 표에서 항목을 선택하세요 (또는 필터에 일치하는 모든 항목에 적용).",
         "No held item matches the filter.": "필터에 일치하는 보류 항목이 없습니다.",

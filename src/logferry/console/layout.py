@@ -1,5 +1,6 @@
 """The console's frame and its shared display pieces: header with navigation, page titles, confirm dialogs,
-how times, levels and sizes are shown, and the page size of every table.
+a row's detail dialog, the pager under every table, how times, levels and sizes are shown, and the page
+size of every table.
 
 Every page builds inside :func:`frame`, so the relay and the collector look alike and a page never links to
 anything outside its own daemon (no CDN, no external font or image: the console runs offline). This module
@@ -12,7 +13,7 @@ import datetime
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
-from nicegui import ui
+from nicegui import events, ui
 
 from logferry import __version__
 from logferry.console import access
@@ -24,10 +25,20 @@ PAGE_SIZE = 50  # rows per table page
 NS = 1_000_000_000
 
 
+def level_text(level: Level) -> str:
+    """A level's name in the page's language (the literals are here so the i18n test sees each one)."""
+    names = {
+        Level.EMERGENCY: t("emergency"), Level.ALERT: t("alert"), Level.CRITICAL: t("critical"),
+        Level.ERROR: t("error"), Level.WARNING: t("warning"), Level.NOTICE: t("notice"),
+        Level.INFO: t("info"), Level.DEBUG: t("debug"),
+    }  # fmt: skip
+    return names[level]
+
+
 def level_options() -> dict[str, str]:
-    """The level filter's choices, in the page's language."""
+    """The level filter's choices in the page's language; the keys stay the English names it parses."""
     return {"": t("any level")} | {
-        m.name.lower(): t("{level} or worse", level=m.name.lower()) for m in Level if m is not Level.DEBUG
+        m.name.lower(): t("{level} or worse", level=level_text(m)) for m in Level if m is not Level.DEBUG
     }
 
 
@@ -102,10 +113,11 @@ def when(ns: int | None) -> str:
 
 
 def level_name(level: int | None) -> str:
+    """A record's level as a person reads it (translated); "" for none, the number for one out of range."""
     if level is None:
         return ""
     try:
-        return Level(level).name.lower()
+        return level_text(Level(level))
     except ValueError:
         return str(level)
 
@@ -126,6 +138,67 @@ def pager_text(offset: int, shown: int, total: int | None) -> str:
         return t("nothing matches") if offset == 0 else t("no more items after {offset}", offset=offset)
     span = f"{offset + 1}–{offset + shown}"
     return span if total is None else t("{span} of {total}", span=span, total=f"{total:,}")
+
+
+class Pager:
+    """Previous / ``1–50 of 120`` / Next under a server-side paged table, and the offset it stands at.
+
+    The page owns the read: ``refresh`` reads the rows at :attr:`offset` and then calls :meth:`show`. The
+    elements are marked ``{marker}-previous``, ``{marker}-span`` and ``{marker}-next``; ``row`` is the
+    container, for a page that puts a note beside the pager.
+    """
+
+    def __init__(self, refresh: Callable[[], Awaitable[None]], marker: str) -> None:
+        self.offset = 0
+        self._refresh = refresh
+        with ui.row().classes("items-center gap-2") as self.row:
+            self.previous = ui.button(t("Previous"), on_click=self.back).props("flat")
+            self.previous.mark(f"{marker}-previous")
+            self.span = ui.label("").mark(f"{marker}-span")
+            self.next = ui.button(t("Next"), on_click=self.on).props("flat").mark(f"{marker}-next")
+
+    async def first(self) -> None:
+        """Back to the first page (a new search), then read."""
+        self.offset = 0
+        await self._refresh()
+
+    async def back(self) -> None:
+        self.offset = max(0, self.offset - PAGE_SIZE)
+        await self._refresh()
+
+    async def on(self) -> None:
+        self.offset += PAGE_SIZE
+        await self._refresh()
+
+    def last_page(self, total: int) -> int:
+        """The offset of the last page of ``total`` rows (where to go when the current page emptied)."""
+        return max(0, (total - 1) // PAGE_SIZE * PAGE_SIZE)
+
+    def show(self, shown: int, total: int | None, *, more: bool | None = None) -> None:
+        """Say which rows are shown; ``total`` None when it is unknown (then ``more`` says if Next may go)."""
+        self.span.set_text(pager_text(self.offset, shown, total))
+        self.previous.set_enabled(self.offset > 0)
+        if more is None:
+            more = total is not None and self.offset + shown < total
+        self.next.set_enabled(more)
+
+
+def clicked_row(event: events.GenericEventArguments) -> dict[str, object]:
+    """The row a ``rowClick`` event names (Quasar sends ``[event, row, index]``); {} when it names none."""
+    args = event.args if isinstance(event.args, list) else []
+    return args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+
+
+def detail_dialog(title: str, lines: list[tuple[str, str]], marker: str) -> None:
+    """Open a dialog with ``title`` and (label, value) lines; values wrap, so a long message is readable."""
+    with ui.dialog() as dialog, ui.card().classes("min-w-[36rem] max-w-4xl"):
+        ui.label(title).classes("text-lg font-semibold")
+        with ui.grid(columns="auto 1fr").classes("gap-x-4 gap-y-1").mark(marker):
+            for label, value in lines:
+                ui.label(label).classes("text-sm opacity-60")
+                ui.label(value).classes("text-sm break-all whitespace-pre-wrap")
+        ui.button(t("Close"), on_click=dialog.close).props("flat").classes("self-end")
+    dialog.open()
 
 
 def confirm(question: str, verb: str, act: Callable[[], Awaitable[None]], *, danger: bool = False) -> None:
@@ -161,6 +234,14 @@ register(
         "Analysis": "분석",
         "Files": "파일",
         "any level": "모든 수준",
+        "emergency": "긴급",
+        "alert": "경보",
+        "critical": "치명",
+        "error": "오류",
+        "warning": "경고",
+        "notice": "알림",
+        "info": "정보",
+        "debug": "디버그",
         "{level} or worse": "{level} 이상",
         "nothing matches": "일치하는 항목 없음",
         "no more items after {offset}": "{offset}번 이후 항목 없음",
@@ -169,5 +250,8 @@ register(
         "operator": "운영자",
         "viewer": "조회자",
         "Sign out": "로그아웃",
+        "Previous": "이전",
+        "Next": "다음",
+        "Close": "닫기",
     },
 )

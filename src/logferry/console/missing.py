@@ -25,6 +25,7 @@ from logferry.console.i18n import register, t
 from logferry.console.layout import PAGE_SIZE, confirm, frame, when
 from logferry.errors import ProtocolError, TransportError
 from logferry.reconcile.relay_side import ReconcileUnavailable
+from logferry.reconcile.summary import ItemKind
 from logferry.store.missing import MissingEntry, MissingKind, MissingState
 
 MAX_SOURCES = 200  # expansions on one page: a site with more sources filters by state first
@@ -43,10 +44,41 @@ def columns() -> list[dict[str, Any]]:
     ]
 
 
+def kind_text(kind: MissingKind) -> str:
+    """A kind as a person reads it; the English text keeps the name the API and the CLI use."""
+    names = {
+        MissingKind.MISSING_AT_COLLECTOR: t("missing_at_collector"),
+        MissingKind.DIGEST_MISMATCH: t("digest_mismatch"),
+        MissingKind.LOST: t("lost"),
+        MissingKind.MISSING_AT_DEVICE: t("missing_at_device"),
+    }
+    return names.get(kind, kind.value)  # a kind added later shows its name until it has a text here
+
+
+def state_text(state: MissingState) -> str:
+    """A state as a person reads it (the filter's keys stay the English values the API takes)."""
+    names = {
+        MissingState.OPEN: t("open"), MissingState.RESENT: t("resent"),
+        MissingState.ACKNOWLEDGED: t("acknowledged"), MissingState.RESOLVED: t("resolved"),
+        MissingState.RECOVERED: t("recovered"),
+    }  # fmt: skip
+    return names.get(state, state.value)  # a state added later shows its name until it has a text here
+
+
+def item_text(item: ItemKind) -> str:
+    return t("file") if item is ItemKind.FILE else t("record")
+
+
+def kinds_text(kinds: dict[str, int]) -> str:
+    """``lost 1, missing_at_collector 1``: each kind (translated) with its entries; an unknown kind as is."""
+    known = {k.value: k for k in MissingKind}
+    return ", ".join(f"{kind_text(known[k]) if k in known else k} {n:,}" for k, n in sorted(kinds.items()))
+
+
 def row(e: MissingEntry) -> dict[str, Any]:
     return {
-        "id": e.id, "source": e.source, "item": e.item.name.lower(), "range": f"{e.first_seq}–{e.last_seq}",
-        "count": e.count, "kind": e.kind.value, "state": e.state.value, "found": when(e.found_ns),
+        "id": e.id, "source": e.source, "item": item_text(e.item), "range": f"{e.first_seq}–{e.last_seq}",
+        "count": e.count, "kind": kind_text(e.kind), "state": state_text(e.state), "found": when(e.found_ns),
         "resends": e.resends,
     }  # fmt: skip
 
@@ -64,7 +96,7 @@ class MissingPage:
         writable = access.can_write()
         with frame(t("Missing")):
             with ui.row().classes("items-end gap-3 flex-wrap"):
-                states = {"": t("any state")} | {s.value: s.value for s in MissingState}
+                states = {"": t("any state")} | {s.value: state_text(s) for s in MissingState}
                 self.state = ui.select(states, value="open", label=t("State")).classes("w-44")
                 self.state.mark("missing-state").on_value_change(self.refresh)
                 reconcile = ui.button(t("Reconcile now"), icon="sync", on_click=self.ask_reconcile)
@@ -82,9 +114,8 @@ class MissingPage:
         self.tables = {}
         with self.groups:
             for g in grouped[:MAX_SOURCES]:
-                kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(g.kinds.items()))
-                title = t("{source} — {entries}, {seqs} seqs ({kinds})", source=g.source,
-                          entries=_entries(g.entries), seqs=f"{g.seqs:,}", kinds=kinds)  # fmt: skip
+                title = t("{source} — {entries}, {seqs} seqs ({kinds})", source=g.source, entries=_entries(
+                    g.entries), seqs=f"{g.seqs:,}", kinds=kinds_text(g.kinds))  # fmt: skip
                 with ui.expansion(title, value=len(grouped) == 1).classes("w-full border rounded") as box:
                     box.mark(f"group-{g.source}")
                     entries = await self.view.reconciler.missing_list(state=state, source=g.source,
@@ -213,6 +244,11 @@ register(
     {
         "Id": "번호", "Item": "항목", "Seqs": "순번", "Count": "개수", "Kind": "종류", "State": "상태",
         "Found (UTC)": "발견 시각 (UTC)", "Resends": "재전송 횟수",
+        "missing_at_collector": "수집기에 없음", "digest_mismatch": "다이제스트 불일치", "lost": "유실",
+        "missing_at_device": "장치에 없음",
+        "open": "열림", "resent": "재전송됨", "acknowledged": "확인 처리됨", "resolved": "해결됨",
+        "recovered": "복구됨",
+        "file": "파일", "record": "레코드",
         "{n} entry": "항목 {n}개", "{n} entries": "항목 {n}개",
         "Missing": "누락", "any state": "모든 상태", "Reconcile now": "지금 대조",
         "{source} — {entries}, {seqs} seqs ({kinds})": "{source} — {entries}, 순번 {seqs}개 ({kinds})",

@@ -37,10 +37,19 @@ def device_columns() -> list[dict[str, Any]]:
     ]
 
 
+def fate_text(fate: Fate) -> str:
+    """A fate's name in the page's language (the literals are here so the i18n test sees each one)."""
+    names = {
+        Fate.FORWARDED: t("forwarded"), Fate.REDACTED: t("redacted"), Fate.HELD: t("held"),
+        Fate.DROPPED: t("dropped"), Fate.RELEASED: t("released"), Fate.PURGED: t("purged"),
+    }  # fmt: skip
+    return names[fate]
+
+
 def fate_columns() -> list[dict[str, Any]]:
     return [
         {"name": "source", "label": t("Source"), "field": "source", "align": "left"},
-        *({"name": f.name.lower(), "label": f.name.lower(), "field": f.name.lower()} for f in Fate),
+        *({"name": f.name.lower(), "label": fate_text(f), "field": f.name.lower()} for f in Fate),
     ]
 
 
@@ -90,7 +99,7 @@ def chart_options(title: str, unit: str) -> dict[str, Any]:
         "title": {"text": title, "textStyle": {"fontSize": 13}},
         "animation": False,  # redrawn every few seconds: an animation would never settle
         "tooltip": {"trigger": "axis"},
-        "legend": {"data": [t("in"), t("out")], "right": 0},
+        "legend": {"data": [t("in"), t("out")], "right": 0, "top": 0},  # not over the time axis
         "grid": {"left": 60, "right": 16, "top": 36, "bottom": 28},
         "xAxis": {"type": "time"},
         "yAxis": {"type": "value", "name": unit, "min": 0},
@@ -173,6 +182,12 @@ register(
     "ko",
     {
         "Source": "소스",
+        "forwarded": "전달됨",
+        "redacted": "마스킹 후 전달",
+        "held": "보류됨",
+        "dropped": "폐기됨",
+        "released": "해제됨",
+        "purged": "삭제됨",
         "Address": "주소",
         "Connected at (UTC)": "연결 시각 (UTC)",
         "Last seen (UTC)": "마지막 수신 (UTC)",

@@ -11,22 +11,29 @@ must never change a store.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from nicegui import events, ui
 
 from logferry.api.launch import CollectorView
-from logferry.api.params import parse_time_ns
 from logferry.api.problems import ApiError
 from logferry.console.i18n import register, t
-from logferry.console.layout import PAGE_SIZE, frame, level_name, level_options, pager_text, when
+from logferry.console.layout import (
+    PAGE_SIZE,
+    Pager,
+    clicked_row,
+    detail_dialog,
+    frame,
+    level_name,
+    level_options,
+    when,
+)
+from logferry.console.time_range import TimeRange, problem_text
 from logferry.model import Level
 from logferry.store.record_queries import FACET_FIELDS, Facets, Histogram, RecordFilter, RecordQueries
 from logferry.store.records import SearchQueryError, StoredRecord
 
 NS = 1_000_000_000
-QUICK_RANGES_S = {"": 0, "15m": 900, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
 
 
 def columns() -> list[dict[str, Any]]:
@@ -59,13 +66,22 @@ def detail_lines(found: StoredRecord) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
+def bar_label(start_ns: int, width_s: int) -> str:
+    """A bar's start as short as its width allows: ``10:00:05`` for seconds, ``11-25 10:00`` for minutes
+    and hours, ``2026-11-25`` for days (a label that repeats on every bar says nothing)."""
+    shown = when(start_ns)
+    if width_s < 60:
+        return shown[11:19]
+    return shown[5:16] if width_s < 86_400 else shown[:10]
+
+
 def chart_options(h: Histogram) -> dict[str, Any]:
     """ECharts options for the histogram: one bar per bucket, labelled by its start (UTC)."""
     return {
         "animation": False,
         "grid": {"left": 50, "right": 16, "top": 16, "bottom": 40},
         "tooltip": {"trigger": "axis"},
-        "xAxis": {"type": "category", "data": [when(b.start_ns)[:16] for b in h.buckets]},
+        "xAxis": {"type": "category", "data": [bar_label(b.start_ns, h.width_s) for b in h.buckets]},
         "yAxis": {"type": "value", "minInterval": 1},
         "series": [{"type": "bar", "name": t("matches"), "data": [b.count for b in h.buckets],
                     "itemStyle": {"color": "#475569"}}],
@@ -76,7 +92,6 @@ class SearchPage:
     def __init__(self, view: CollectorView) -> None:
         self.view = view
         self.queries = RecordQueries(view.store)
-        self.offset = 0
         self.found: dict[str, StoredRecord] = {}
         self.histogram = Histogram(0, 1, [], 0, False)
 
@@ -97,14 +112,7 @@ class SearchPage:
                 self.host = ui.input(t("Host")).classes("w-36").mark("search-host")
                 self.path = ui.input(t("Path")).classes("w-48").mark("search-path")
             with ui.row().classes("items-end gap-3 flex-wrap"):
-                quick = {"": t("any time"), "15m": t("last 15 min"), "1h": t("last hour"),
-                         "24h": t("last 24 hours"), "7d": t("last 7 days")}  # fmt: skip
-                self.quick = ui.select(quick, value="", label=t("Time range")).classes("w-40")
-                self.quick.mark("search-range").on_value_change(self.search)
-                self.since = ui.input(t("From (UTC)"), placeholder="2026-11-25T10:00").classes("w-48")
-                self.since.mark("search-since")
-                self.until = ui.input(t("To (UTC)"), placeholder="2026-11-25T11:00").classes("w-48")
-                self.until.mark("search-until")
+                self.time = TimeRange("search", self.search, quick_marker="search-range")
                 ui.button(t("Search"), icon="search", on_click=self.search).mark("search-go")
                 ui.button(t("Clear filters"), on_click=self.clear).props("flat").mark("search-clear")
             self.problem = ui.label("").classes("text-red-700").mark("search-problem")
@@ -116,13 +124,8 @@ class SearchPage:
                     self.table = ui.table(columns=columns(), rows=[], row_key="key", pagination=0)
                     self.table.classes("w-full").props("hide-bottom dense").mark("search-table")
                     self.table.on("rowClick", self.on_row_click)
-                    with ui.row().classes("items-center gap-2"):
-                        self.previous = ui.button(t("Previous"), on_click=self.page_back).props("flat")
-                        self.previous.mark("search-previous")
-                        self.span = ui.label("").mark("search-span")
-                        self.next = (
-                            ui.button(t("Next"), on_click=self.page_on).props("flat").mark("search-next")
-                        )
+                    self.pager = Pager(self.refresh, "search")
+                    with self.pager.row:
                         self.pending = ui.label("").classes("text-sm opacity-60").mark("search-pending")
                 self.facet_box = ui.column().classes("w-72 gap-2").mark("search-facets")
         await self.refresh()
@@ -130,14 +133,7 @@ class SearchPage:
     def record_filter(self) -> RecordFilter:
         """The filter the inputs describe; raises ApiError naming a time it cannot read."""
         level = str(self.level.value or "")
-        span = QUICK_RANGES_S.get(str(self.quick.value or ""), 0)
-        if span:
-            until = time.time_ns()
-            since: int | None = until - span * NS
-            until_ns: int | None = None
-        else:
-            since = parse_time_ns(str(self.since.value or ""), t("From (UTC)"))
-            until_ns = parse_time_ns(str(self.until.value or ""), t("To (UTC)"))
+        since, until_ns = self.time.bounds()
         return RecordFilter(
             text=str(self.q.value or "").strip(), source=str(self.source.value or "") or None,
             level_max=int(Level.parse(level)) if level else None,
@@ -150,7 +146,7 @@ class SearchPage:
         facets = Facets()
         try:
             f = self.record_filter()
-            found = await self.queries.search(f, PAGE_SIZE + 1, self.offset)
+            found = await self.queries.search(f, PAGE_SIZE + 1, self.pager.offset)
             self.histogram = await self.queries.histogram(f)
             facets = await self.queries.facets(f)
         except SearchQueryError as exc:
@@ -159,7 +155,7 @@ class SearchPage:
             )
             self.histogram = Histogram(0, 1, [], 0, False)
         except ApiError as exc:
-            self.problem.set_text(t("{error}: {hint}", error=exc.message, hint=exc.hint))
+            self.problem.set_text(problem_text(exc))
         else:
             self.problem.set_text("")
         more, page = len(found) > PAGE_SIZE, found[:PAGE_SIZE]
@@ -167,9 +163,9 @@ class SearchPage:
         self.found = {r["key"]: f for r, f in zip(rows, page, strict=True)}
         self.table.rows = rows
         self.table.update()
-        self.span.set_text(pager_text(self.offset, len(rows), None if more or self.offset else len(rows)))
-        self.previous.set_enabled(self.offset > 0)
-        self.next.set_enabled(more)
+        # one row more than a page says whether Next may go, without a COUNT over every match
+        offset = self.pager.offset
+        self.pager.show(len(rows), None if more or offset else len(rows), more=more)
         self.show_histogram()
         self.show_facets(facets)
         pending = (await self.view.store.stats()).fts_pending
@@ -195,11 +191,13 @@ class SearchPage:
                 with ui.card().classes("w-full p-2 gap-1"):
                     ui.label(titles[name]).classes("text-xs uppercase opacity-60")
                     for v in values:
+                        # a level is picked by its English name (the filter's key), shown translated
+                        value = _level_key(v.value) if isinstance(v.value, int) else v.value
                         shown = level_name(v.value) if isinstance(v.value, int) else v.value
                         with ui.row().classes("w-full justify-between no-wrap gap-2"):
                             link = ui.link(shown or t("(empty)")).classes("truncate cursor-pointer")
-                            link.mark(f"facet-{name}-{shown}").on(
-                                "click", lambda n=name, s=shown: self.pick(n, s)
+                            link.mark(f"facet-{name}-{value}").on(
+                                "click", lambda n=name, s=value: self.pick(n, s)
                             )
                             ui.label(f"{v.count:,}").classes("text-xs opacity-70")
             if facets.partial:
@@ -224,43 +222,30 @@ class SearchPage:
         if not 0 <= event.data_index < len(h.buckets):
             return
         start = h.buckets[event.data_index].start_ns
-        self.quick.value = ""
-        self.since.value = when(start).replace(" ", "T")
-        self.until.value = when(start + h.width_s * NS).replace(" ", "T")
+        self.time.show_span(when(start).replace(" ", "T"), when(start + h.width_s * NS).replace(" ", "T"))
         await self.search()
 
     async def clear(self) -> None:
-        for box in (self.q, self.host, self.path, self.since, self.until):
+        for box in (self.q, self.host, self.path):
             box.value = ""
-        self.source.value = self.level.value = self.quick.value = ""
+        self.source.value = self.level.value = ""
+        self.time.clear()
         await self.search()
 
     async def search(self) -> None:
-        self.offset = 0
-        await self.refresh()
-
-    async def page_back(self) -> None:
-        self.offset = max(0, self.offset - PAGE_SIZE)
-        await self.refresh()
-
-    async def page_on(self) -> None:
-        self.offset += PAGE_SIZE
-        await self.refresh()
+        await self.pager.first()
 
     def on_row_click(self, event: events.GenericEventArguments) -> None:
-        args = event.args if isinstance(event.args, list) else []
-        clicked = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
-        found = self.found.get(str(clicked.get("key", "")))
-        if found is None:
-            return
-        with ui.dialog() as dialog, ui.card().classes("min-w-[36rem] max-w-4xl"):
-            ui.label(t("Stored record")).classes("text-lg font-semibold")
-            with ui.grid(columns="auto 1fr").classes("gap-x-4 gap-y-1").mark("search-detail"):
-                for label, value in detail_lines(found):
-                    ui.label(label).classes("text-sm opacity-60")
-                    ui.label(value).classes("text-sm break-all whitespace-pre-wrap")
-            ui.button(t("Close"), on_click=dialog.close).props("flat").classes("self-end")
-        dialog.open()
+        found = self.found.get(str(clicked_row(event).get("key", "")))
+        if found is not None:
+            detail_dialog(t("Stored record"), detail_lines(found), "search-detail")
+
+
+def _level_key(level: int) -> str:
+    try:
+        return Level(level).name.lower()
+    except ValueError:
+        return str(level)
 
 
 async def build(view: CollectorView) -> None:
@@ -287,21 +272,10 @@ register(
         'words, "a phrase", prefix*, AND / OR / NOT': '단어, "구문", 접두사*, AND / OR / NOT',
         "any source": "모든 소스",
         "Source": "소스",
-        "any time": "전체 기간",
-        "last 15 min": "최근 15분",
-        "last hour": "최근 1시간",
-        "last 24 hours": "최근 24시간",
-        "last 7 days": "최근 7일",
-        "Time range": "기간",
-        "From (UTC)": "시작 (UTC)",
-        "To (UTC)": "끝 (UTC)",
         "Clear filters": "필터 지우기",
-        "Previous": "이전",
-        "Next": "다음",
         '{error}. Quote words with special characters: "user=kim".': (
             '{error}. 특수 문자가 있는 단어는 따옴표로 묶으세요: "user=kim".'
         ),
-        "{error}: {hint}": "{error}: {hint}",
         "not searchable yet: {n} stored (indexing trails storage)": (
             "아직 검색 불가: {n}건 저장됨 (색인이 저장보다 늦음)"
         ),
@@ -312,6 +286,5 @@ register(
         "(empty)": "(비어 있음)",
         "counts cover the newest {n} matches": "최신 {n}건 기준 집계",
         "Stored record": "저장된 레코드",
-        "Close": "닫기",
     },
 )
