@@ -60,3 +60,21 @@ def test_a_large_file_arrives_intact_through_relay_kills_and_an_agent_restart(
     assert all(k <= 2 for k in chunks_again), chunks_again  # each cut: at most two chunks again
     # Cut-through: the relay offered the file to the collector while it was still arriving.
     assert "while it is still arriving" in relay_logs
+
+
+def test_a_1_gib_file_arrives_intact_through_two_relay_kills(procs: Procs, tmp_path: Path) -> None:
+    """Issue 3's case at full size, default chunks: kill -9 of the relay at 30 % and 60 % of the file."""
+    size, chunk = 1 << 30, 4 << 20
+    chain = start_files_chain(procs, tmp_path, relay_api=False)
+    sha = write_file(chain.folder / "huge.bin", size, seed=1024)
+    agent = chain.start_agent(chunk_bytes=chunk)
+    for fraction in (0.30, 0.60):
+        wait_partial(tmp_path, int(size * fraction), timeout_s=120)
+        chain.relay.kill9()
+        assert 0 < partial_bytes(tmp_path) < size, "the cut must fall mid-transfer"
+        chain.relay = procs.restart(chain.relay)
+    wait_until(lambda: list(chain.stored().values()) == [sha], 240, "1 GiB at the collector, sha256 equal")
+    stored = chain.content_path(sha)
+    assert stored.stat().st_size == size
+    chunks_again = [int(k) for k in re.findall(r"\[(\d+) chunks again\]", agent.log_text())]
+    assert len(chunks_again) >= 2 and all(k <= 2 for k in chunks_again), chunks_again
