@@ -94,6 +94,7 @@ class SearchPage:
         self.queries = RecordQueries(view.store)
         self.found: dict[str, StoredRecord] = {}
         self.histogram = Histogram(0, 1, [], 0, False)
+        self.generation = 0  # bumped by every refresh: late aggregates of an older search are dropped
 
     async def build(self) -> None:
         sources = [s.source for s in await self.view.store.source_counts()]
@@ -118,8 +119,10 @@ class SearchPage:
             self.problem = ui.label("").classes("text-red-700").mark("search-problem")
             with ui.row().classes("w-full gap-4 no-wrap items-start"):
                 with ui.column().classes("grow gap-2"):
-                    self.chart = ui.echart(chart_options(self.histogram)).classes("w-full h-48")
-                    self.chart.mark("search-histogram").on_point_click(self.zoom)
+                    # the chart is made with the first histogram, after the first rows are on screen: its
+                    # script (ECharts, ~1.7 MB) then loads while the operator already reads results
+                    self.chart_box = ui.element("div").classes("w-full h-48")
+                    self.chart: ui.echart | None = None
                     self.chart_note = ui.label("").classes("text-xs opacity-60").mark("search-histogram-note")
                     self.table = ui.table(columns=columns(), rows=[], row_key="key", pagination=0)
                     self.table.classes("w-full").props("hide-bottom dense").mark("search-table")
@@ -128,7 +131,12 @@ class SearchPage:
                     with self.pager.row:
                         self.pending = ui.label("").classes("text-sm opacity-60").mark("search-pending")
                 self.facet_box = ui.column().classes("w-72 gap-2").mark("search-facets")
-        await self.refresh()
+        # the page goes out with its first rows; the histogram and facets follow over the websocket
+        self.generation += 1
+        f = await self.refresh_rows()
+        if f is not None:
+            generation = self.generation
+            ui.timer(0.01, lambda: self.refresh_aggregates(f, generation), once=True)
 
     def record_filter(self) -> RecordFilter:
         """The filter the inputs describe; raises ApiError naming a time it cannot read."""
@@ -142,41 +150,70 @@ class SearchPage:
         )  # fmt: skip
 
     async def refresh(self) -> None:
+        """The table first, then the histogram and facets: on a big store those take longer than the page
+        of rows (they count up to the newest 100k matches), and the operator should not wait for them."""
+        self.generation += 1
+        f = await self.refresh_rows()
+        if f is not None:
+            await self.refresh_aggregates(f, self.generation)
+
+    async def refresh_rows(self) -> RecordFilter | None:
+        """Search, fill the table and the pager; the filter used, or None when the query was refused."""
         found: list[StoredRecord] = []
-        facets = Facets()
+        f: RecordFilter | None = None
         try:
             f = self.record_filter()
             found = await self.queries.search(f, PAGE_SIZE + 1, self.pager.offset)
-            self.histogram = await self.queries.histogram(f)
-            facets = await self.queries.facets(f)
         except SearchQueryError as exc:
             self.problem.set_text(
                 t('{error}. Quote words with special characters: "user=kim".', error=str(exc))
             )
-            self.histogram = Histogram(0, 1, [], 0, False)
+            f = None
         except ApiError as exc:
             self.problem.set_text(problem_text(exc))
+            f = None
         else:
             self.problem.set_text("")
+        if f is None:
+            self.histogram = Histogram(0, 1, [], 0, False)
+            self.show_histogram()
+            self.show_facets(Facets())
         more, page = len(found) > PAGE_SIZE, found[:PAGE_SIZE]
-        rows = [row(f) for f in page]
-        self.found = {r["key"]: f for r, f in zip(rows, page, strict=True)}
+        rows = [row(r) for r in page]
+        self.found = {r["key"]: found_record for r, found_record in zip(rows, page, strict=True)}
         self.table.rows = rows
         self.table.update()
         # one row more than a page says whether Next may go, without a COUNT over every match
         offset = self.pager.offset
         self.pager.show(len(rows), None if more or offset else len(rows), more=more)
-        self.show_histogram()
-        self.show_facets(facets)
         pending = (await self.view.store.stats()).fts_pending
         trailing = t("not searchable yet: {n} stored (indexing trails storage)", n=f"{pending:,}")
         self.pending.set_text(trailing if pending else "")
+        return f
+
+    async def refresh_aggregates(self, f: RecordFilter, generation: int) -> None:
+        """Histogram and facets for ``f``, unless a newer search started meanwhile (its own will come)."""
+        try:
+            histogram = await self.queries.histogram(f)
+            facets = await self.queries.facets(f)
+        except SearchQueryError:
+            return  # refresh_rows already said why
+        if generation != self.generation:
+            return
+        self.histogram = histogram
+        self.show_histogram()
+        self.show_facets(facets)
 
     def show_histogram(self) -> None:
         h = self.histogram
-        self.chart.options.clear()
-        self.chart.options.update(chart_options(h))
-        self.chart.update()
+        if self.chart is None:
+            with self.chart_box:
+                self.chart = ui.echart(chart_options(h)).classes("w-full h-48")
+                self.chart.mark("search-histogram").on_point_click(self.zoom)
+        else:
+            self.chart.options.clear()
+            self.chart.options.update(chart_options(h))
+            self.chart.update()
         note = t("{total} matches, {width} s per bar", total=f"{h.total:,}", width=h.width_s)
         if h.partial:
             note += " · " + t("counted the newest {total} only; older bars are low", total=f"{h.total:,}")
