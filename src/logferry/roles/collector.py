@@ -27,18 +27,19 @@ from logferry.protocol.connection import Authenticated
 from logferry.protocol.messages import (
     Batch,
     Code,
-    FileCancel,
-    FileChunk,
-    FileDone,
-    FileOffer,
-    FileWhole,
     ItemsAnswer,
     ItemsQuery,
     ReconcileAnswer,
     ReconcileQuery,
 )
 from logferry.reconcile.collector_side import ReconcileResponder
-from logferry.roles.server import LogferryListener, PeerTable, server_limits, store_durability
+from logferry.roles.server import (
+    FileIntakeSink,
+    LogferryListener,
+    PeerTable,
+    server_limits,
+    store_durability,
+)
 from logferry.store.audit import AuditLog
 from logferry.store.file_intake import FileIntake
 from logferry.store.file_manifests import CollectorFiles, FileManifests
@@ -55,8 +56,10 @@ MATERIALIZE_BATCHES = 4
 INGEST_QUIET_S = 0.05  # no batch for this long: relays are quiet, indexing may take the CPU
 
 
-class CollectorSink:
-    """Commits relays' batches into the record store."""
+class CollectorSink(FileIntakeSink):
+    """Commits relays' batches into the record store (and whole files, through ``FileIntakeSink``)."""
+
+    role = "collector"
 
     def __init__(self, store: RecordStore, max_body_bytes: int, max_inbox_bytes: int) -> None:
         self.store = store
@@ -69,27 +72,6 @@ class CollectorSink:
         self.reconcile = ReconcileResponder(store, max_body_bytes)
         self.relays = PeerTable()  # per relay: address, last seen, batches and records (for the API)
         self.files: FileIntake | None = None  # whole files (store/file_manifests.py)
-
-    # Whole files (transport.serve.FileSink): content-addressed on disk, every manifest kept.
-    async def file_offered(self, peer: Authenticated, offer: FileOffer) -> int | None:
-        return await self._files().file_offered(peer, offer)
-
-    async def file_chunk(self, peer: Authenticated, chunk: FileChunk) -> None:
-        await self._files().file_chunk(peer, chunk)
-
-    async def file_finished(self, peer: Authenticated, done: FileDone) -> None:
-        await self._files().file_finished(peer, done)
-
-    async def file_whole(self, peer: Authenticated, whole: FileWhole) -> None:
-        await self._files().file_whole(peer, whole)
-
-    async def file_cancelled(self, peer: Authenticated, cancel: FileCancel) -> None:
-        await self._files().file_cancelled(peer, cancel)
-
-    def _files(self) -> FileIntake:
-        if self.files is None:
-            raise BatchRefused(Code.PROTOCOL, "this collector does not take files", retry=False)
-        return self.files
 
     async def opened(self, peer: Authenticated, address: str) -> int:
         self.peers[address] = peer.source

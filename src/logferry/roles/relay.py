@@ -32,18 +32,19 @@ from logferry.protocol.messages import (
     Ack,
     Batch,
     Code,
-    FileCancel,
-    FileChunk,
-    FileDone,
-    FileOffer,
-    FileWhole,
     PeerRole,
 )
 from logferry.reconcile.gaps import AgentGaps
 from logferry.reconcile.relay_side import Reconciler
 from logferry.reconcile.summary import BucketTally
 from logferry.roles.relay_files import RelayFileOutbox, file_intake
-from logferry.roles.server import LogferryListener, PeerTable, server_limits, store_durability
+from logferry.roles.server import (
+    FileIntakeSink,
+    LogferryListener,
+    PeerTable,
+    server_limits,
+    store_durability,
+)
 from logferry.store.audit import AuditLog
 from logferry.store.content import ContentStore
 from logferry.store.file_intake import FileIntake
@@ -60,8 +61,10 @@ log = logging.getLogger("logferry.relay")
 MAX_BODY_BYTES = 256 << 20
 
 
-class RelaySink:
-    """Journals agents' batches with their fates."""
+class RelaySink(FileIntakeSink):
+    """Journals agents' batches with their fates (and whole files, through ``FileIntakeSink``)."""
+
+    role = "relay"
 
     def __init__(self, journal: Journal, rules: RuleSet, on_outbox: Callable[[], None]) -> None:
         self.journal = journal
@@ -72,27 +75,6 @@ class RelaySink:
         self.gaps: AgentGaps | None = None  # holes in agents' seqs: asked for again (reconcile.gaps)
         self.files: FileIntake | None = None  # whole files from agents (roles/relay_files.py)
         self.throughput = Throughput()  # records and bytes in (here and in the inputs) and out (acks)
-
-    # Whole files (transport.serve.FileSink): received by the intake, journaled with their fate by the rules.
-    async def file_offered(self, peer: Authenticated, offer: FileOffer) -> int | None:
-        return await self._files().file_offered(peer, offer)
-
-    async def file_chunk(self, peer: Authenticated, chunk: FileChunk) -> None:
-        await self._files().file_chunk(peer, chunk)
-
-    async def file_finished(self, peer: Authenticated, done: FileDone) -> None:
-        await self._files().file_finished(peer, done)
-
-    async def file_whole(self, peer: Authenticated, whole: FileWhole) -> None:
-        await self._files().file_whole(peer, whole)
-
-    async def file_cancelled(self, peer: Authenticated, cancel: FileCancel) -> None:
-        await self._files().file_cancelled(peer, cancel)
-
-    def _files(self) -> FileIntake:
-        if self.files is None:
-            raise BatchRefused(Code.PROTOCOL, "this relay does not take files", retry=False)
-        return self.files
 
     async def opened(self, peer: Authenticated, address: str) -> int:
         if peer.role is not PeerRole.AGENT:

@@ -16,11 +16,43 @@ from dataclasses import dataclass
 
 from logferry.config import CollectorConfig, RelayConfig, parse_address
 from logferry.config.schema import Durability as ConfigDurability
+from logferry.protocol.connection import Authenticated
+from logferry.protocol.messages import Code, FileCancel, FileChunk, FileDone, FileOffer, FileWhole
+from logferry.store.file_intake import FileIntake
 from logferry.store.sqlite import Durability
 from logferry.transport.listener import TrackedServer
-from logferry.transport.serve import BatchSink, ServerLimits, SessionCounters, serve_connection
+from logferry.transport.serve import BatchRefused, BatchSink, ServerLimits, SessionCounters, serve_connection
 
 log = logging.getLogger("logferry")
+
+
+class FileIntakeSink:
+    """The whole-file half of a server role's sink (``transport.serve.FileSink``): every file message goes to
+    the role's :class:`FileIntake` (``files``), set once its stores are open; until then, or in a role that
+    takes no files, a file is refused with a protocol error that says so."""
+
+    role = "server"  # named in the refusal
+    files: FileIntake | None = None
+
+    async def file_offered(self, peer: Authenticated, offer: FileOffer) -> int | None:
+        return await self._files().file_offered(peer, offer)
+
+    async def file_chunk(self, peer: Authenticated, chunk: FileChunk) -> None:
+        await self._files().file_chunk(peer, chunk)
+
+    async def file_finished(self, peer: Authenticated, done: FileDone) -> None:
+        await self._files().file_finished(peer, done)
+
+    async def file_whole(self, peer: Authenticated, whole: FileWhole) -> None:
+        await self._files().file_whole(peer, whole)
+
+    async def file_cancelled(self, peer: Authenticated, cancel: FileCancel) -> None:
+        await self._files().file_cancelled(peer, cancel)
+
+    def _files(self) -> FileIntake:
+        if self.files is None:
+            raise BatchRefused(Code.PROTOCOL, f"this {self.role} does not take files", retry=False)
+        return self.files
 
 
 def store_durability(value: ConfigDurability) -> Durability:
