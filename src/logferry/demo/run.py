@@ -285,8 +285,8 @@ def _guide(collector: dict[str, str], relay: dict[str, str], rate: int, users: t
     r, c = f"http://{relay['api']}", f"http://{collector['api']}"
     print(
         f"""
-  relay console      {r}/   (overview, held, missing)
-  collector console  {c}/   (search)
+  relay console      {r}/   (overview, held, missing, audit)
+  collector console  {c}/   (search, analysis, files)
   REST API + CLI     logferry held list --api {r} --token TOKEN   ·   logferry missing list …
 {chr(10).join(credential_lines(users))}
   What to click (sign in to each console as demo-operator; demo-viewer may only look):
