@@ -39,6 +39,7 @@ ANALYSIS = (
     "analysis_min_window_records = 10\nanalysis_baseline_windows = 3\n"
 )
 ROUNDS = 5
+LONG_TAIL = "region=eu-central-1 tier=cold"
 PER_ROUND = 80
 
 
@@ -56,6 +57,9 @@ def noise(round_no: int, i: int) -> str:
         return f"{at} ERROR payment: gateway refused status=502 attempt={i % 4}"
     if kind == 5:
         return f"{at} INFO worker: job {1000 + i} done in {i % 50}ms"
+    if kind == 7:  # longer than the templates column: cut there, whole on hover
+        return (f"{at} INFO export: nightly archive of table=orders to /srv/archive/orders finished "
+                f"rows={1000 + i} bytes={4096 * i} checksum=sha256 replicas=3 {LONG_TAIL}")  # fmt: skip
     return f"{at} INFO http: GET /api/items/{i} 200 {i % 90}ms"
 
 
@@ -165,6 +169,14 @@ def test_operator_releases_in_relay_console_then_finds_it_in_collector_search(
         expect(templates).to_contain_text("ERROR payment: gateway refused")
         expect(page.locator("canvas").first).to_be_visible()  # the error-rate chart has drawn
         shoot(page, "collector-analysis")
+        # A long template is cut to one line (its row as compact as the others) and read whole on hover.
+        long = templates.locator("tbody td").filter(has_text="INFO export: nightly archive")
+        short = templates.locator("tbody td").filter(has_text="ERROR payment: gateway refused")
+        assert long.evaluate("td => td.scrollWidth > td.clientWidth"), "the long template is not cut"
+        heights = [box["height"] for box in (long.bounding_box(), short.bounding_box()) if box]
+        assert len(heights) == 2 and heights[0] == heights[1], heights
+        long.hover()
+        expect(page.locator(".q-tooltip")).to_contain_text(LONG_TAIL)
 
         seen.assert_clean()
 

@@ -43,6 +43,7 @@ def test_analysis_api_answers_after_records_arrive(procs: Procs, tmp_path: Path)
     metrics = __import__("httpx").get(f"{api}/metrics", trust_env=False).text
     assert 'logferry_collector_analysis_alerts_total{kind="new_template"}' in metrics
     assert "logferry_collector_analysis_lag_records" in metrics
+    assert "logferry_collector_analysis_pruned_rows_total 0.0" in metrics  # nothing is 30 days old
     hist = get_json(f"{api}/api/records/histogram", q="orders")
     assert hist["total"] >= 1 and hist["buckets"]
     facets = get_json(f"{api}/api/records/facets")

@@ -167,6 +167,8 @@ def test_device_gap_closes_when_the_agent_resends_and_stays_closed(procs: Procs,
         agent.send(15, 20)
         assert isinstance(agent.next_event(), Acked)
         wait_until(lambda: listed("open") == [], 10, "the whole gap recovered")
+        metrics = call("GET", api + "/metrics").text
+        assert "logferry_relay_missing_recovered_seqs_total 10.0" in metrics  # 11-14, then 15-20
     finally:
         agent.close()
     recovered = get_json(api + "/api/missing", state="recovered")["items"]

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from logferry.analysis import queries as aq
 from logferry.analysis.alerts import AlertKind, complete_through
 from logferry.analysis.follower import Follower
 from logferry.analysis.settings import AnalysisSettings
 from logferry.analysis.store import AnalysisStore, CursorMoved
+from logferry.api.metrics import SnapshotCollector, analysis_samples
 from logferry.model import Level, make_record
 from logferry.store.records import RecordStore
 from logferry.store.sqlite import Durability
@@ -183,6 +185,15 @@ async def table_rows(analysis: AnalysisStore) -> dict[str, int]:
     return await analysis.read_with(run)
 
 
+async def metrics_text(follower: Follower) -> str:
+    """The analysis part of the collector's /metrics, as Prometheus would read it."""
+    collector = SnapshotCollector()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    collector.samples = await analysis_samples(follower)
+    return generate_latest(registry).decode()
+
+
 async def test_retention_prunes_old_rows_and_keeps_recent_counts(
     stores: tuple[RecordStore, AnalysisStore],
 ) -> None:
@@ -213,6 +224,7 @@ async def test_retention_prunes_old_rows_and_keeps_recent_counts(
     deleted = await follower.prune()
     after = await table_rows(analysis)
     assert deleted == sum(before.values()) - sum(after.values()) > 0
+    assert f"logferry_collector_analysis_pruned_rows_total {deleted}.0" in await metrics_text(follower)
     assert after["templates"] == before["templates"] >= 3  # templates stay, with all-time counts
     assert after["alerts"] == 0  # all were raised 40 days ago
     cutoff_s = (T0 + 8000 * NS) // NS - 30 * 86_400
@@ -233,6 +245,7 @@ async def test_retention_prunes_old_rows_and_keeps_recent_counts(
     ]
     assert min(t.first_ns for t in kept.items) == OLD + 10 * NS
     assert await follower.prune() == 0  # a second pass finds nothing
+    assert f"logferry_collector_analysis_pruned_rows_total {deleted}.0" in await metrics_text(follower)
 
 
 async def test_retention_works_in_bounded_batches_and_can_be_off(

@@ -132,6 +132,10 @@ async def relay_samples(view: RelayView) -> list[Sample]:
     lag_s = 0.0 if oldest is None else max(0.0, (time.time_ns() - oldest) / 1e9)
     lag_help = "age of the oldest outbox batch the collector has not acknowledged"
     out.append(Sample("logferry_relay_collector_lag_seconds", lag_help, lag_s))
+    # Seqs an agent resent after all (on "ask the device" or a restored spool); no agents' port: none.
+    recovered = 0 if view.gaps is None else view.gaps.recovered
+    recovered_help = "missing_at_device seqs closed as recovered (the agent resent them) since start"
+    out.append(Sample("logferry_relay_missing_recovered_seqs", recovered_help, recovered, counter=True))
     missing = view.reconciler.missing
     for state in (MissingState.OPEN, MissingState.RESENT):  # live entries: settled ones are history
         for kind in MissingKind:
@@ -187,6 +191,9 @@ async def analysis_samples(follower: Follower) -> list[Sample]:
                counter=True),
         Sample("logferry_collector_analysis_lag_records", "stored records not mined yet",
                await follower.lag()),
+        Sample("logferry_collector_analysis_pruned_rows",
+               "analysis rows (hourly counts, error-rate windows, alerts) deleted by retention since start",
+               follower.pruned_total, counter=True),
     ]  # fmt: skip
     return out
 

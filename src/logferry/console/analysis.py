@@ -35,6 +35,18 @@ TREND_SLOT = r"""
 </q-td>
 """
 
+# A long template (or alert) stays one cut line, so rows stay compact; hovering it shows the whole text,
+# wrapped. The tooltip is only built on hover, so 50 rows cost 50 text cells, not 50 popups.
+FULL_TEXT_SLOT = r"""
+<q-td :props="props">{{ props.value }}<q-tooltip max-width="40rem" :delay="300"
+  class="text-xs whitespace-pre-wrap break-words {tooltip_classes}">{{ props.value }}</q-tooltip></q-td>
+"""
+
+
+def full_text_slot(tooltip_classes: str = "") -> str:
+    """A table body-cell slot: the cell's value cut to one line (the column's classes), whole on hover."""
+    return FULL_TEXT_SLOT.replace("{tooltip_classes}", tooltip_classes)
+
 
 def sparkline(counts: list[int]) -> str:
     """A trend in one line of text, scaled per template: an hour without records is the lowest block (a
@@ -129,10 +141,12 @@ class AnalysisPage:
         ui.label(t("Alerts")).classes("text-lg font-semibold")
         self.alerts = ui.table(columns=alert_columns(), rows=[], row_key="id", pagination=0).classes("w-full")
         self.alerts.props("hide-bottom dense").mark("analysis-alert-table")
+        self.alerts.add_slot("body-cell-detail", full_text_slot())
         ui.label(t("New templates in the interval")).classes("text-lg font-semibold")
         self.new = ui.table(columns=template_columns(), rows=[], row_key="id", pagination=0).classes("w-full")
         self.new.props("hide-bottom dense").mark("analysis-new-table")
         self.new.add_slot("body-cell-trend", TREND_SLOT)
+        self.new.add_slot("body-cell-template", full_text_slot("font-mono"))
         ui.label(t("Error rate per source")).classes("text-lg font-semibold")
         self.chart = ui.echart(rate_chart([])).classes("w-full h-64").mark("analysis-rates")
         ui.label(t("Templates in the interval")).classes("text-lg font-semibold")
@@ -145,6 +159,7 @@ class AnalysisPage:
         )
         self.table.props("hide-bottom dense").mark("analysis-template-table")
         self.table.add_slot("body-cell-trend", TREND_SLOT)
+        self.table.add_slot("body-cell-template", full_text_slot("font-mono"))
         self.pager = Pager(self.refresh, "analysis")
         await self.refresh()
 

@@ -45,12 +45,12 @@ def columns() -> list[dict[str, Any]]:
 
 
 def kind_text(kind: MissingKind) -> str:
-    """A kind as a person reads it; the English text keeps the name the API and the CLI use."""
+    """A kind as a person reads it; the API and the CLI keep the names (``missing_at_collector``…)."""
     names = {
-        MissingKind.MISSING_AT_COLLECTOR: t("missing_at_collector"),
-        MissingKind.DIGEST_MISMATCH: t("digest_mismatch"),
+        MissingKind.MISSING_AT_COLLECTOR: t("missing at the collector"),
+        MissingKind.DIGEST_MISMATCH: t("different at the collector"),
         MissingKind.LOST: t("lost"),
-        MissingKind.MISSING_AT_DEVICE: t("missing_at_device"),
+        MissingKind.MISSING_AT_DEVICE: t("missing at the device"),
     }
     return names.get(kind, kind.value)  # a kind added later shows its name until it has a text here
 
@@ -70,7 +70,7 @@ def item_text(item: ItemKind) -> str:
 
 
 def kinds_text(kinds: dict[str, int]) -> str:
-    """``lost 1, missing_at_collector 1``: each kind (translated) with its entries; an unknown kind as is."""
+    """``lost 1, missing at the collector 1``: each kind as read, with its entries; an unknown kind as is."""
     known = {k.value: k for k in MissingKind}
     return ", ".join(f"{kind_text(known[k]) if k in known else k} {n:,}" for k, n in sorted(kinds.items()))
 
@@ -157,8 +157,9 @@ class MissingPage:
                 button = ui.button(label, on_click=handler).props("outline dense")
                 button.mark(f"{name}-{source}").set_enabled(writable)
             if device_gaps:
-                ui.label(t("missing_at_device: the agent said it no longer has these; asking again may "
-                           "still find them (a restored spool)")).classes("text-xs opacity-60")  # fmt: skip
+                hint = t("missing at the device: the agent said it no longer has these; asking again may "
+                         "still find them (a restored spool)")  # fmt: skip
+                ui.label(hint).classes("text-xs opacity-60")
 
     def selected_ids(self, source: str) -> list[int]:
         table = self.tables.get(source)
@@ -244,8 +245,8 @@ register(
     {
         "Id": "번호", "Item": "항목", "Seqs": "순번", "Count": "개수", "Kind": "종류", "State": "상태",
         "Found (UTC)": "발견 시각 (UTC)", "Resends": "재전송 횟수",
-        "missing_at_collector": "수집기에 없음", "digest_mismatch": "다이제스트 불일치", "lost": "유실",
-        "missing_at_device": "장치에 없음",
+        "missing at the collector": "수집기에 없음", "different at the collector": "수집기와 다름",
+        "lost": "유실", "missing at the device": "장치에 없음",
         "open": "열림", "resent": "재전송됨", "acknowledged": "확인 처리됨", "resolved": "해결됨",
         "recovered": "복구됨",
         "file": "파일", "record": "레코드",
@@ -262,8 +263,8 @@ register(
         "in sync": "일치", "{n} new entries": "새 항목 {n}개",
         "Resend selected": "선택 항목 재전송", "Acknowledge selected": "선택 항목 확인 처리",
         "Ask the device": "장치에 요청",
-        "missing_at_device: the agent said it no longer has these; asking again may still find them "
-        "(a restored spool)": "missing_at_device: 에이전트가 더 이상 없다고 알렸습니다. 다시 요청하면 "
+        "missing at the device: the agent said it no longer has these; asking again may still find them "
+        "(a restored spool)": "장치에 없음: 에이전트가 더 이상 없다고 알렸습니다. 다시 요청하면 "
                               "(복원된 스풀에서) 찾을 수도 있습니다",
         "Select entries in the table first.": "먼저 표에서 항목을 선택하세요.",
         "Resend {entries} to the collector?": "{entries}을(를) 수집기로 재전송할까요?", "Resend": "재전송",
