@@ -74,14 +74,18 @@ Since = Annotated[str | None, Query(max_length=64, description="ISO 8601 or epoc
 Until = Annotated[str | None, Query(max_length=64, description="ISO 8601 or epoch s, exclusive")]
 
 
-def record_filter(q: str, source: str | None, level: str | None, host: str | None, path: str | None,
-                  since: str | None, until: str | None) -> RecordFilter:  # fmt: skip
-    """The query parameters as the store's filter; a 400 naming the first bad one."""
+def record_filter(q: Text = "", source: Exact = None, level: LevelQ = None, host: Exact = None,
+                  path: Exact = None, since: Since = None, until: Until = None) -> RecordFilter:  # fmt: skip
+    """The filter query parameters every records route takes, as the store's filter (a FastAPI dependency);
+    a 400 naming the first bad one."""
     ts_min, ts_max = parse_time_ns(since, "since"), parse_time_ns(until, "until")
     if ts_min is not None and ts_max is not None and ts_max <= ts_min:
         raise ApiError(400, "until must be later than since", "swap them, or leave one out")
     return RecordFilter(text=q, source=source or None, level_max=parse_level(level), host=host or None,
                         path=path or None, ts_min_ns=ts_min, ts_max_ns=ts_max)  # fmt: skip
+
+
+Filtered = Annotated[RecordFilter, Depends(record_filter)]
 
 
 def records_router(view: CollectorView) -> APIRouter:
@@ -97,12 +101,10 @@ def records_router(view: CollectorView) -> APIRouter:
 
     @router.get("/records/search", response_model=RecordPage, summary="Search stored records, newest first")
     async def search(
-        q: Text = "", source: Exact = None, level: LevelQ = None, host: Exact = None, path: Exact = None,
-        since: Since = None, until: Until = None,
+        f: Filtered,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> RecordPage:  # fmt: skip
-        f = record_filter(q, source, level, host, path, since, until)
         try:
             found = await queries.search(f, limit, offset)
         except SearchQueryError as exc:
@@ -118,11 +120,9 @@ def records_router(view: CollectorView) -> APIRouter:
         summary="Matches per time bucket (range: since/until, else every stored record's)",
     )
     async def histogram(
-        q: Text = "", source: Exact = None, level: LevelQ = None, host: Exact = None, path: Exact = None,
-        since: Since = None, until: Until = None,
+        f: Filtered,
         buckets: Annotated[int, Query(ge=1, le=MAX_BUCKETS, description="at most this many buckets")] = 60,
     ) -> HistogramOut:  # fmt: skip
-        f = record_filter(q, source, level, host, path, since, until)
         try:
             h = await queries.histogram(f, buckets)
         except SearchQueryError as exc:
@@ -136,11 +136,9 @@ def records_router(view: CollectorView) -> APIRouter:
     @router.get("/records/facets", response_model=FacetsOut,
                 summary="The most frequent sources, levels, hosts and paths among the matches")  # fmt: skip
     async def facets(
-        q: Text = "", source: Exact = None, level: LevelQ = None, host: Exact = None, path: Exact = None,
-        since: Since = None, until: Until = None,
+        f: Filtered,
         top: Annotated[int, Query(ge=1, le=MAX_TOP, description="values per field")] = 10,
     ) -> FacetsOut:  # fmt: skip
-        f = record_filter(q, source, level, host, path, since, until)
         try:
             found = await queries.facets(f, top)
         except SearchQueryError as exc:
