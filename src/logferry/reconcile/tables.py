@@ -14,6 +14,33 @@ from collections.abc import Iterable
 
 from logferry.reconcile.summary import EMPTY, BucketTally, ItemKind, Summary, bucket_of, signed64
 
+# The tables' SQL, for the stores' migrations (journal, records, file manifests): declared once here.
+BUCKETS_SQL = """
+    CREATE TABLE recon_buckets(
+        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
+        count INTEGER NOT NULL, xor INTEGER NOT NULL, sum INTEGER NOT NULL,
+        PRIMARY KEY (source, kind, bucket)
+    ) WITHOUT ROWID;"""
+
+
+def dirty_sql(items: str, kind: ItemKind) -> str:
+    """``recon_dirty`` and the triggers that mark a bucket dirty when a row of ``items`` (a table with
+    ``source`` and ``seq``) is deleted or changed behind the store's back; it is rebuilt before answering."""
+    k = int(kind)
+    return f"""
+    CREATE TABLE recon_dirty(
+        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
+        PRIMARY KEY (source, kind, bucket)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER {items}_recon_delete AFTER DELETE ON {items} BEGIN
+        INSERT OR IGNORE INTO recon_dirty VALUES (old.source, {k}, old.seq >> 10);
+    END;
+    CREATE TRIGGER {items}_recon_update AFTER UPDATE ON {items} BEGIN
+        INSERT OR IGNORE INTO recon_dirty VALUES (old.source, {k}, old.seq >> 10);
+        INSERT OR IGNORE INTO recon_dirty VALUES (new.source, {k}, new.seq >> 10);
+    END;"""
+
+
 _SELECT = "SELECT count, xor, sum FROM recon_buckets WHERE source = ? AND kind = ? AND bucket = ?"
 _UPSERT = (
     "INSERT INTO recon_buckets(source, kind, bucket, count, xor, sum) VALUES (?, ?, ?, ?, ?, ?) "

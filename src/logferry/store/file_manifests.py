@@ -33,7 +33,7 @@ import msgspec
 from logferry.protocol.connection import Authenticated
 from logferry.protocol.messages import FileOffer
 from logferry.reconcile.summary import BucketTally, ItemKind, Summary, bucket_span
-from logferry.reconcile.tables import add_tally, set_bucket
+from logferry.reconcile.tables import BUCKETS_SQL, add_tally, dirty_sql, set_bucket
 from logferry.store.content import ContentStore, sha256_of
 from logferry.store.sqlite import Database, Durability
 
@@ -49,24 +49,10 @@ MIGRATIONS: tuple[str, ...] = (
         mtime_ns INTEGER NOT NULL, sha256 BLOB NOT NULL, relay TEXT NOT NULL, received_ns INTEGER NOT NULL,
         PRIMARY KEY (source, seq)
     ) WITHOUT ROWID;
-    CREATE INDEX files_received ON files(received_ns);
-    CREATE TABLE recon_buckets(
-        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
-        count INTEGER NOT NULL, xor INTEGER NOT NULL, sum INTEGER NOT NULL,
-        PRIMARY KEY (source, kind, bucket)
-    ) WITHOUT ROWID;
-    CREATE TABLE recon_dirty(
-        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
-        PRIMARY KEY (source, kind, bucket)
-    ) WITHOUT ROWID;
-    CREATE TRIGGER files_recon_delete AFTER DELETE ON files BEGIN
-        INSERT OR IGNORE INTO recon_dirty VALUES (old.source, 2, old.seq >> 10);
-    END;
-    CREATE TRIGGER files_recon_update AFTER UPDATE ON files BEGIN
-        INSERT OR IGNORE INTO recon_dirty VALUES (old.source, 2, old.seq >> 10);
-        INSERT OR IGNORE INTO recon_dirty VALUES (new.source, 2, new.seq >> 10);
-    END;
-    """,
+    CREATE INDEX files_received ON files(received_ns);"""
+    + BUCKETS_SQL
+    + dirty_sql("files", ItemKind.FILE)
+    + "\n    ",
     # The verdict of the last verification of each stored content, with the size and mtime it had then:
     # content whose size or mtime no longer match is verified again before its buckets are trusted.
     """

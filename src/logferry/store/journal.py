@@ -23,6 +23,7 @@ import msgspec
 
 from logferry.model import Codec, Entry, Fate, Record, decode_body
 from logferry.reconcile.summary import BucketTally
+from logferry.reconcile.tables import BUCKETS_SQL
 from logferry.store import journal_held as held
 from logferry.store.journal_held import HeldFilter, HeldKey, HeldRecord
 from logferry.store.journal_tx import (
@@ -88,12 +89,8 @@ MIGRATIONS: tuple[str, ...] = (
     # went to the outbox, kept in the transaction that put it there. Sources journaled before this
     # migration have no tallies for what they already forwarded: they are reconciled from the first bucket
     # after everything journaled so far (recon_floor).
-    """
-    CREATE TABLE recon_buckets(
-        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
-        count INTEGER NOT NULL, xor INTEGER NOT NULL, sum INTEGER NOT NULL,
-        PRIMARY KEY (source, kind, bucket)
-    ) WITHOUT ROWID;
+    BUCKETS_SQL
+    + """
     CREATE TABLE recon_floor(
         source TEXT NOT NULL, kind INTEGER NOT NULL, floor_seq INTEGER NOT NULL,
         PRIMARY KEY (source, kind)

@@ -24,7 +24,7 @@ import msgspec
 from logferry.errors import StoreError
 from logferry.model import Record, decode_body
 from logferry.reconcile.summary import BucketTally, ItemKind
-from logferry.reconcile.tables import add_tally
+from logferry.reconcile.tables import BUCKETS_SQL, add_tally, dirty_sql
 from logferry.store.runs import Range, ranges_of
 from logferry.store.sqlite import Database, Durability
 
@@ -68,23 +68,9 @@ MIGRATIONS: tuple[str, ...] = (
     # stored rows, kept in the transaction that stores them. A row deleted or changed by anything else (an
     # operator's sqlite3, a damaged disk that SQLite still reads) marks its bucket dirty through the
     # triggers, and the bucket is rebuilt from the rows before the next answer. Existing rows start dirty.
-    """
-    CREATE TABLE recon_buckets(
-        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
-        count INTEGER NOT NULL, xor INTEGER NOT NULL, sum INTEGER NOT NULL,
-        PRIMARY KEY (source, kind, bucket)
-    ) WITHOUT ROWID;
-    CREATE TABLE recon_dirty(
-        source TEXT NOT NULL, kind INTEGER NOT NULL, bucket INTEGER NOT NULL,
-        PRIMARY KEY (source, kind, bucket)
-    ) WITHOUT ROWID;
-    CREATE TRIGGER records_recon_delete AFTER DELETE ON records BEGIN
-        INSERT OR IGNORE INTO recon_dirty VALUES (old.source, 1, old.seq >> 10);
-    END;
-    CREATE TRIGGER records_recon_update AFTER UPDATE ON records BEGIN
-        INSERT OR IGNORE INTO recon_dirty VALUES (old.source, 1, old.seq >> 10);
-        INSERT OR IGNORE INTO recon_dirty VALUES (new.source, 1, new.seq >> 10);
-    END;
+    BUCKETS_SQL
+    + dirty_sql("records", ItemKind.RECORD)
+    + """
     INSERT OR IGNORE INTO recon_dirty SELECT DISTINCT source, 1, seq >> 10 FROM records;
     """,
     # Search and facets by source over a time range (store/record_queries.py): without it a source filter
