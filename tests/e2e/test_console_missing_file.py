@@ -55,8 +55,8 @@ def test_operator_resends_a_missing_file_and_it_arrives_with_its_sha256(
         page.locator(".q-dialog").get_by_role("button", name="Reconcile").click()
         group = page.locator(".q-expansion-item").filter(has_text=ITEMS)
         expect(group).to_have_count(1)
-        if not group.locator(".q-table").is_visible():
-            group.locator(".q-expansion-item__container > .q-item").first.click()
+        # the only group opens by itself (clicking its header while it animates open would close it again)
+        expect(group.locator(".q-table")).to_be_visible()
         rows = group.locator(".q-table tbody tr")
         expect(rows).to_have_count(1)
         expect(rows).to_contain_text("file")
