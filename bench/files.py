@@ -240,7 +240,7 @@ def logferry_cuts(cmd: list[str], workdir: Path, folder: Path, size: int, timeou
         wait_for("the file at the collector", arrived, timeout, interval=0.05)
         seconds = time.monotonic() - t0
         sha = bytes(_one(files_db, "SELECT sha256 FROM files WHERE source = ?", ITEMS)[0]).hex()
-        got = _sha256_file(workdir / "collector" / "files" / sha[:2] / sha[2:4] / sha)
+        got = _sha256_file(workdir / "collector" / "files" / sha[:2] / sha)
         if not sha == got == want:
             raise BenchError(
                 f"the file arrived damaged: sent {want[:16]}, manifest {sha[:16]}, content {got[:16]}"

@@ -43,11 +43,17 @@ class FilesChain:
         return {str(p): bytes(h).hex() for p, h in rows}
 
     def content_path(self, sha_hex: str) -> Path:
-        return self.root / "collector" / "files" / sha_hex[:2] / sha_hex[2:4] / sha_hex
+        return self.root / "collector" / "files" / sha_hex[:2] / sha_hex
 
     def content_files(self) -> list[Path]:
         base = self.root / "collector" / "files"
-        return [p for p in base.glob("??/??/*") if p.is_file()]
+        return [p for p in base.glob("??/*") if p.is_file()]
+
+    def relay_content(self) -> set[str]:
+        """sha256 hex of every content the relay keeps: files, and rows of its small-content table."""
+        base = self.root / "relay" / "files"
+        rows = query(base / "small.sqlite", "SELECT sha256 FROM content")
+        return {p.name for p in base.glob("??/*") if p.is_file()} | {bytes(h).hex() for (h,) in rows}
 
     def start_agent(self, *, chunk_bytes: int = 1 << 20, stable_s: float = 0.3) -> Proc:
         config = self.root / "agent.toml"

@@ -79,11 +79,10 @@ def test_held_files_are_listed_shown_released_and_deleted_by_key(procs: Procs, t
     assert _get(api + "/api/held")["total"] == 0
     audit = _get(api + "/api/audit")
     assert [e["action"] for e in audit["items"]][:2] == ["held.delete", "held.release"]
-    # The purged file's content leaves the relay's disk; the released one's is kept for resends.
-    relay_files = tmp_path / "relay" / "files"
 
+    # The purged file's content leaves the relay's disk; the released one's is kept for resends.
     def at_relay(sha: str) -> bool:
-        return (relay_files / sha[:2] / sha[2:4] / sha).is_file()
+        return sha in chain.relay_content()  # a file or a row of the small-content table
 
     wait_until(lambda: not at_relay(shas["b.hold"]), 10, "the purged file's content removed at the relay")
     assert at_relay(shas["a.hold"])

@@ -24,10 +24,7 @@ def test_acked_content_is_bounded_and_a_pruned_file_is_reported_lost(procs: Proc
     chain.start_agent()
     wait_until(lambda: chain.stored() == want, 30, "5 files at the collector")
     journal = tmp_path / "relay" / "journal.db"
-    relay_files = tmp_path / "relay" / "files"
-
-    def kept() -> set[str]:
-        return {p.name for p in relay_files.glob("??/??/*") if p.is_file()}
+    kept = chain.relay_content  # files and small-table rows alike
 
     wait_until(lambda: len(kept()) == 2, 10, "only the 2 newest contents kept (250000 bytes bound)")
     order = query(

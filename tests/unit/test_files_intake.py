@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 from logferry.protocol.connection import Authenticated
-from logferry.protocol.messages import Code, FileCancel, FileChunk, FileDone, FileOffer, FileWhole, PeerRole
+from logferry.protocol.messages import (
+    BundledFile,
+    Code,
+    FileBundle,
+    FileCancel,
+    FileChunk,
+    FileDone,
+    FileOffer,
+    FileWhole,
+    PeerRole,
+)
 from logferry.roles.relay_files import LiveFile
 from logferry.store.content import ContentStore, Partial
 from logferry.store.file_intake import FileIntake, Outcome
@@ -27,12 +37,21 @@ OFFER = FileOffer("dev/files", 1, "a.bin", len(DATA), 5, SHA)
 class FakeLedger:
     def __init__(self) -> None:
         self.committed: list[FileOffer] = []
+        self.commits = 0  # calls of file_commit_many
 
     async def file_known(self, source: str, seq: int, sha256: bytes) -> bool:
         return any((o.source, o.seq) == (source, seq) for o in self.committed)
 
     async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
         self.committed.append(offer)
+
+    async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[tuple[str, int]]:
+        held = {(o.source, o.seq) for o in self.committed}
+        return {(source, seq) for source, seq, _sha in files if (source, seq) in held}
+
+    async def file_commit_many(self, peer: Authenticated, offers: list[FileOffer]) -> None:
+        self.commits += 1
+        self.committed.extend(offers)
 
 
 class Tap:
@@ -67,6 +86,23 @@ async def test_small_files_in_one_frame_are_stored_together_and_a_bad_one_is_ref
     assert info.value.code == Code.MALFORMED and not info.value.retry
     await intake.file_whole(PEER, wholes[0])  # held already: acknowledged without storing again
     assert intake.stats.already_held == 1 and len(ledger.committed) == 20
+
+
+async def test_a_bundle_is_stored_and_journaled_together_and_only_its_bad_file_is_refused(
+    tmp_path: Path,
+) -> None:
+    ledger = FakeLedger()
+    intake = FileIntake(ContentStore(tmp_path), ledger)
+    files = [BundledFile("dev/files", seq, f"s{seq}", 64, 5, hashlib.sha256(bytes([seq]) * 64).digest(),
+                         bytes([seq]) * 64) for seq in range(1, 11)]  # fmt: skip
+    bad = BundledFile("dev/files", 11, "bad", 3, 5, SHA, b"abc")  # does not hash to its sha256
+    refused = await intake.file_bundle(PEER, FileBundle(1, [*files[:5], bad, *files[5:]]))
+    assert [(n.seq, n.code, n.retry) for n in refused] == [(11, Code.MALFORMED, False)]
+    assert sorted(o.seq for o in ledger.committed) == list(range(1, 11)) and ledger.commits == 1
+    assert all(intake.content.path_for(f.sha256).read_bytes() == f.data for f in files)
+    # sent again (the answer was lost): held already, nothing stored or journaled twice
+    assert await intake.file_bundle(PEER, FileBundle(2, files[:3])) == []
+    assert intake.stats.already_held == 3 and len(ledger.committed) == 10 and ledger.commits == 1
 
 
 async def test_a_tap_follows_a_transfer_to_its_outcome(

@@ -26,6 +26,7 @@ from logferry.protocol.connection import (
 )
 from logferry.protocol.framing import FrameDecoder, encode_frame
 from logferry.protocol.messages import (
+    PROTOCOL_VERSION,
     Ack,
     Auth,
     Batch,
@@ -33,6 +34,8 @@ from logferry.protocol.messages import (
     Code,
     Credit,
     FileAck,
+    FileBundle,
+    FileBundleAck,
     FileCancel,
     FileChunk,
     FileDone,
@@ -120,7 +123,7 @@ class ConnectionPair:
 
     def open(self, acked_through: int = 0) -> Welcome:
         assert self.to_server(self.client.start(self.now)) == []
-        assert self.pump()[1] == [Authenticated(self.source, self.role, 1)]
+        assert self.pump()[1] == [Authenticated(self.source, self.role, PROTOCOL_VERSION)]
         events = self.to_client(self.server.welcome(acked_through))
         assert len(events) == 1 and isinstance(events[0], Opened)
         assert self.client.state is self.server.state is State.OPEN
@@ -157,8 +160,8 @@ def client_after_challenge(token: bytes | None = TOKEN) -> ClientConnection:
 CLIENT_SENDS = {Hello, Auth, Batch, Ping, Pong, Goodbye, ReconcileQuery, ItemsQuery, Unavailable}
 SERVER_SENDS = {Challenge, Welcome, Ack, Nack, Credit, Ping, Pong, Goodbye, ReconcileAnswer, ItemsAnswer}
 SERVER_SENDS |= {ResendRequest}
-CLIENT_SENDS |= {FileOffer, FileChunk, FileDone, FileWhole, FileCancel}
-SERVER_SENDS |= {FileResume, FileProgress, FileAck, FileNack}
+CLIENT_SENDS |= {FileOffer, FileChunk, FileDone, FileWhole, FileCancel, FileBundle}
+SERVER_SENDS |= {FileResume, FileProgress, FileAck, FileNack, FileBundleAck}
 
 
 def test_every_row_moves_a_message_its_sender_may_send() -> None:
@@ -174,7 +177,7 @@ def test_handshake_with_tokens_proves_both_sides() -> None:
     pair = ConnectionPair()
     welcome = pair.open(acked_through=41)
     assert welcome.acked_through == 41 and welcome.credit == 2 and welcome.heartbeat_ms == 1000
-    assert welcome.mac == auth.server_mac(TOKEN, 1, "agent-1", NONCE_S, NONCE_C)
+    assert welcome.mac == auth.server_mac(TOKEN, PROTOCOL_VERSION, "agent-1", NONCE_S, NONCE_C)
     assert pair.client.peer_max_frame_bytes == 4096 and pair.client.credit == 2
 
 
@@ -231,7 +234,7 @@ def test_client_answers_the_challenge_with_the_right_mac() -> None:
 def test_version_mismatch_sends_goodbye_version() -> None:
     pair = ConnectionPair()
     with pytest.raises(RemoteProtocolError, match="no common protocol version") as info:
-        pair.to_server(encode_frame(Hello([2, 3], 1, "agent-1", NONCE_C)))
+        pair.to_server(encode_frame(Hello([3, 4], 1, "agent-1", NONCE_C)))
     assert info.value.code == Code.VERSION
     [bye] = frames(pair.server.data_to_send())
     assert isinstance(bye, Goodbye) and bye.code == Code.VERSION
@@ -241,6 +244,9 @@ def test_server_picks_the_highest_common_version() -> None:
     pair = ConnectionPair()
     pair.to_server(encode_frame(Hello([7, 1, 0], 1, "agent-1", NONCE_C)))
     assert frames(pair.server.data_to_send()) == [Challenge(1, NONCE_S)]
+    pair = ConnectionPair()
+    pair.to_server(encode_frame(Hello([7, 2, 1], 1, "agent-1", NONCE_C)))
+    assert frames(pair.server.data_to_send()) == [Challenge(2, NONCE_S)]
 
 
 def test_client_refuses_a_version_it_did_not_offer() -> None:

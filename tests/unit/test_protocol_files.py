@@ -21,8 +21,11 @@ from logferry.protocol.connection import (
 from logferry.protocol.files import FILES_IN_FLIGHT, WINDOW_CHUNKS
 from logferry.protocol.framing import FrameDecoder, encode_frame
 from logferry.protocol.messages import (
+    BundledFile,
     Code,
     FileAck,
+    FileBundle,
+    FileBundleAck,
     FileCancel,
     FileChunk,
     FileDone,
@@ -151,10 +154,25 @@ PINNED = [
     ),
     # FileCancel("d/files", 1, discard=True)
     (FileCancel("d/files", 1, True), "0000000c941ba7642f66696c657301c3"),
+    # version 2 (§13.7): FileBundle(7, [BundledFile("d/files", 1, "a", 3, 5, 00 01 … 1f, b"abc")])
+    (
+        FileBundle(7, [BundledFile("d/files", 1, "a", 3, 5, bytes(range(32)), b"abc")]),
+        "00000039931c079197a7642f66696c657301a1610305c420" + bytes(range(32)).hex() + "c403616263",
+    ),
+    # FileBundleAck(7, [FileNack("d/files", 2, MALFORMED, "bad", retry=False)]), and with nothing refused
+    (
+        FileBundleAck(7, [FileNack("d/files", 2, 1, "bad", False)]),
+        "00000015931d07919611a7642f66696c65730201a3626164c2",
+    ),
+    (FileBundleAck(7, []), "00000004931d0790"),
 ]
 
 
-@pytest.mark.parametrize(("msg", "hexframe"), PINNED, ids=["FileWhole", "FileCancel"])
+@pytest.mark.parametrize(
+    ("msg", "hexframe"),
+    PINNED,
+    ids=["FileWhole", "FileCancel", "FileBundle", "FileBundleAck", "FileBundleAck-empty"],
+)
 def test_new_file_messages_are_pinned_and_decode_split_at_every_offset(msg: object, hexframe: str) -> None:
     frame = bytes.fromhex(hexframe)
     assert encode_frame(msg) == frame  # type: ignore[arg-type]

@@ -20,11 +20,14 @@ from logferry.protocol.messages import (
     Ack,
     Auth,
     Batch,
+    BundledFile,
     Challenge,
     Code,
     Credit,
     Differs,
     FileAck,
+    FileBundle,
+    FileBundleAck,
     FileCancel,
     FileChunk,
     FileDone,
@@ -100,6 +103,16 @@ GOLDEN: list[tuple[Message, str]] = [
         "00000036981aa7642f66696c657301a1610305c420" + SHA.hex() + "c403616263",
     ),
     (FileCancel("d/files", 1, True), "0000000c941ba7642f66696c657301c3"),
+    # version 2: many small files in one frame, one answer (§13.7)
+    (
+        FileBundle(7, [BundledFile("d/files", 1, "a", 3, 5, SHA, b"abc")]),
+        "00000039931c079197a7642f66696c657301a1610305c420" + SHA.hex() + "c403616263",
+    ),
+    (FileBundleAck(7, []), "00000004931d0790"),
+    (
+        FileBundleAck(7, [FileNack("d/files", 2, 1, "bad", False)]),
+        "00000015931d079196" + "11a7642f66696c65730201a3626164c2",
+    ),
 ]
 IDS = [f"{type(m).__name__}-{i}" for i, (m, _) in enumerate(GOLDEN)]
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -42,7 +45,7 @@ def test_identical_content_is_stored_once_and_damage_is_seen(tmp_path: Path) -> 
         part = store.open_partial("dev/files", seq, SHA, len(DATA))
         part.write(0, DATA)
         store.commit(part, SHA)
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [store.path_for(SHA)]
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "LAYOUT"] == [store.path_for(SHA)]
     with store.path_for(SHA).open("r+b") as f:
         f.write(b"\xff")
     assert not store.verify(SHA)
@@ -69,7 +72,7 @@ def test_small_files_are_stored_in_groups_and_a_mismatch_is_refused_alone(tmp_pa
     assert isinstance(verdicts[5], ContentMismatch)
     assert all(store.path_for(h).read_bytes() == d for d, h in items[:5])
     assert not store.has(SHA)
-    assert not list(tmp_path.glob("??/??/.*.tmp"))  # no temporary name is left behind
+    assert not list(tmp_path.glob("??/.*.tmp"))  # no temporary name is left behind
     assert store.put_many(items[:1]) == [None]  # held already: nothing is written again
 
 
@@ -82,3 +85,160 @@ def test_a_partial_reports_what_is_durable(tmp_path: Path) -> None:
     assert part.sync_data() == 5000  # closed: nothing to do, and no error
     with pytest.raises(ValueError, match="closed"):
         part.write(5000, DATA[5000:6000])
+
+
+SMALL_MAX = 4096
+
+
+def _items(*datas: bytes) -> list[tuple[bytes, bytes]]:
+    return [(d, hashlib.sha256(d).digest()) for d in datas]
+
+
+def _rows(root: Path) -> int:
+    with contextlib.closing(sqlite3.connect(root / "small.sqlite")) as conn:
+        return int(conn.execute("SELECT count(*) FROM content").fetchone()[0])
+
+
+def test_small_content_becomes_rows_and_larger_content_files(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    small, edge, large = b"a" * 100, b"b" * SMALL_MAX, b"c" * (SMALL_MAX + 1)
+    items = _items(small, edge, large)
+    assert store.put_many(items) == [None, None, None]
+    (_, hs), (_, he), (_, hl) = items
+    assert not store.path_for(hs).exists() and not store.path_for(he).exists()
+    assert store.path_for(hl).read_bytes() == large and store.load_small(hl) is None
+    assert store.is_small(hs) and store.is_small(he) and not store.is_small(hl)
+    assert store.load_small(hs) == small and store.load_small(he) == edge
+    assert all(store.has(h) and store.verify(h) for _, h in items)
+    assert _rows(tmp_path) == 2
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file() and p.parent != tmp_path] == [hl.hex()]
+    store.close()
+
+
+def test_rows_are_read_from_an_offset_in_pieces(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    data = bytes(range(256)) * 10
+    [(_, h)] = items = _items(data)
+    store.put_many(items)
+    assert list(store.read(h, 0, 1000)) == [data[:1000], data[1000:2000], data[2000:]]
+    assert b"".join(store.read(h, 2500)) == data[2500:]
+    assert list(store.read(h, len(data))) == []
+    with pytest.raises(FileNotFoundError):
+        list(store.read(SHA))
+    store.close()
+
+
+def test_rows_are_stored_once_and_a_mismatch_is_refused(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    items = _items(b"one", b"two")
+    tampered = (b"tampered", hashlib.sha256(b"other").digest())
+    verdicts = store.put_many([items[0], tampered, items[1], items[0]])
+    assert verdicts[0] is None and verdicts[2] is None and verdicts[3] is None
+    assert isinstance(verdicts[1], ContentMismatch)
+    assert not store.has(tampered[1]) and _rows(tmp_path) == 2
+    assert store.put_many(items) == [None, None] and _rows(tmp_path) == 2  # held already
+    store.close()
+
+
+def test_a_file_at_the_address_is_not_stored_again_as_a_row(tmp_path: Path) -> None:
+    [(data, h)] = items = _items(b"before the table")
+    ContentStore(tmp_path).put_many(items)  # stored as a file (no table then)
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    assert store.put_many(items) == [None]
+    assert not store.is_small(h) and store.path_for(h).read_bytes() == data and store.verify(h)
+    store.close()
+
+
+def test_a_chunked_arrival_of_content_held_as_a_row_is_not_stored_again(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    [(data, h)] = items = _items(b"x" * 3000)
+    store.put_many(items)
+    part = store.open_partial("dev/files", 1, h, len(data))
+    part.write(0, data)
+    store.commit(part, h)
+    assert not store.path_for(h).exists() and store.is_small(h) and not list(store.partials.iterdir())
+    store.close()
+
+
+def test_rows_are_removed_and_damaged_rows_quarantined(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    (d1, h1), (_, h2) = items = _items(b"keep aside", b"remove me")
+    store.put_many(items)
+    store.remove(h2)
+    assert not store.has(h2) and store.load_small(h2) is None and not store.verify(h2)
+    store.remove(h2)  # removing what is gone is fine
+    store.quarantine(h1)
+    assert not store.has(h1) and (tmp_path / "damaged" / h1.hex()).read_bytes() == d1
+    assert _rows(tmp_path) == 0
+    store.close()
+
+
+def test_a_damaged_row_fails_verification(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    [(_, h)] = items = _items(b"soon damaged")
+    store.put_many(items)
+    store.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "small.sqlite")) as conn, conn:
+        conn.execute("UPDATE content SET data = ? WHERE sha256 = ?", (b"soon dam4ged", h))
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    assert store.has(h) and not store.verify(h)
+    store.close()
+
+
+def test_rows_are_committed_when_put_many_returns(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    items = _items(*(bytes([i]) * (i + 1) for i in range(50)))
+    store.put_many(items)
+    # Another connection sees every row at once: the transaction committed (no close needed).
+    assert _rows(tmp_path) == 50
+    with contextlib.closing(sqlite3.connect(tmp_path / "small.sqlite")) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    again = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    assert all(again.load_small(h) == d for d, h in items)
+    again.close()
+    files_only = ContentStore(tmp_path)  # a table written before stays readable
+    assert all(files_only.has(h) and files_only.verify(h) for _, h in items)
+    files_only.close()
+
+
+def test_a_closed_store_refuses_rows_with_an_oserror(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    store.close()
+    with pytest.raises(OSError, match="closed"):
+        store.put_many(_items(b"late"))
+
+
+def test_threads_share_the_table(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    batches = [_items(*(f"{t}-{i}".encode() * 10 for i in range(40))) for t in range(8)]
+
+    def work(items: list[tuple[bytes, bytes]]) -> bool:
+        ok = all(v is None for v in store.put_many(items))
+        ok = ok and all(store.load_small(h) == d and store.verify(h) for d, h in items)
+        for _, h in items[::2]:
+            store.remove(h)
+        return ok and not any(store.has(h) for _, h in items[::2])
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(work, batches))
+    assert _rows(tmp_path) == 8 * 20
+    store.close()
+
+
+def test_a_store_in_the_two_level_layout_is_moved_to_one_level_when_opened(tmp_path: Path) -> None:
+    data = b"kept since last year"
+    sha = hashlib.sha256(data).digest()
+    hex_ = sha.hex()
+    old = tmp_path / hex_[:2] / hex_[2:4]
+    old.mkdir(parents=True)
+    (old / hex_).write_bytes(data)
+    (old / f".{hex_}.tmp").write_bytes(b"half")  # a put that never finished
+    (tmp_path / "damaged").mkdir()  # not content: left alone
+    store = ContentStore(tmp_path)
+    assert store.path_for(sha) == tmp_path / hex_[:2] / hex_
+    assert store.has(sha) and store.verify(sha) and b"".join(store.read(sha)) == data
+    assert not old.exists() and (tmp_path / "damaged").is_dir()
+    assert (tmp_path / "LAYOUT").read_text() == "2\n"
+    ContentStore(tmp_path)  # opened again: nothing to move, nothing lost
+    assert store.has(sha)

@@ -105,7 +105,7 @@ def remove_at_collector(collector: Path, source: str, file_source: str) -> Remov
     removed.file_seq, removed.file_path = int(seq), str(path)
     digest = bytes(sha).hex()
     if not others:  # content is shared by identical files: keep it while another manifest needs it
-        (collector / "files" / digest[:2] / digest[2:4] / digest).unlink(missing_ok=True)
+        (collector / "files" / digest[:2] / digest).unlink(missing_ok=True)
     return removed
 
 

@@ -12,6 +12,7 @@ from logferry.protocol.base import BaseConnection, ranges_ok, remote_error
 from logferry.protocol.files import CHUNK_OVERHEAD_BYTES, WHOLE_OVERHEAD_BYTES, OutgoingFiles
 from logferry.protocol.framing import HEADER_BYTES, encode_frame
 from logferry.protocol.messages import (
+    BUNDLES_VERSION,
     NONCE_BYTES,
     SUPPORTED_VERSIONS,
     Ack,
@@ -21,6 +22,8 @@ from logferry.protocol.messages import (
     Code,
     Credit,
     FileAck,
+    FileBundle,
+    FileBundleAck,
     FileCancel,
     FileChunk,
     FileDone,
@@ -44,6 +47,7 @@ from logferry.protocol.messages import (
 from logferry.protocol.state import (
     Acked,
     Answered,
+    BundleAnswered,
     ClientEvent,
     CreditChanged,
     Dir,
@@ -129,6 +133,29 @@ class ClientConnection(BaseConnection[ClientEvent]):
     def file_window_open(self, source: str, seq: int) -> bool:
         """Whether this file may take another chunk now (at most two await FileProgress)."""
         return self._files.window_open(source, seq)
+
+    @property
+    def bundles(self) -> bool:
+        """Whether the session speaks FileBundle (version 2 and later)."""
+        return self.version >= BUNDLES_VERSION
+
+    @property
+    def bundle_room(self) -> bool:
+        """Whether another FileBundle may be sent now (at most ``BUNDLES_IN_FLIGHT`` await their answer)."""
+        return self.bundles and self._files.bundle_room
+
+    def send_bundle(self, bundle: FileBundle, now: float) -> bytes:
+        """Many small files in one frame; the server answers one ``BundleAnswered`` (FileBundleAck)."""
+        new_state = self._next_state(Dir.SEND, FileBundle)
+        if not self.bundles:
+            raise LocalProtocolError(
+                f"FileBundle needs version {BUNDLES_VERSION}; this session is {self.version}"
+            )
+        frame = encode_frame(bundle)
+        self._files.bundle(bundle, len(frame) - HEADER_BYTES, self.peer_max_frame_bytes)
+        self._state = new_state
+        self._last_send = now
+        return frame
 
     def offer_file(self, offer: FileOffer, now: float) -> bytes:
         """Offer a complete file; the server answers with ``FileAnswered`` (Resume, Ack or Nack)."""
@@ -252,6 +279,9 @@ class ClientConnection(BaseConnection[ClientEvent]):
             return ResendRequested(msg)
         if isinstance(msg, FileResume | FileProgress | FileAck | FileNack):
             return FileAnswered(msg) if self._files.received(msg) else None
+        if isinstance(msg, FileBundleAck):
+            self._files.bundle_answered(msg)
+            return BundleAnswered(msg)
         if isinstance(msg, Credit):
             if msg.credit < 0:
                 raise remote_error(f"Credit of {msg.credit} is negative", Code.MALFORMED)

@@ -9,7 +9,10 @@ by ``FileAck`` or ``FileNack``. A client may stop a transfer (``FileCancel``), e
 that is still arriving whose sender went away. Up to ``FILES_IN_FLIGHT`` transfers may be open per
 connection, each keyed by its id ``(source, seq)``, so round trips and the receiver's commits overlap; each
 transfer has at most ``WINDOW_CHUNKS`` chunks unconfirmed, so state and the receiver's memory stay bounded.
-The record batches and their credit window are untouched by it. docs/PROTOCOL.md §13 is the specification.
+The record batches and their credit window are untouched by it. From protocol version 2 many small files
+may travel in one ``FileBundle`` answered by one ``FileBundleAck`` (every file durably held but those it
+refuses); up to ``BUNDLES_IN_FLIGHT`` bundles await their answer per connection, and a file is never in a
+bundle and another transfer at once. docs/PROTOCOL.md §13 is the specification.
 
 ``OutgoingFiles`` (client) and ``IncomingFiles`` (server) check every move and raise ``LocalProtocolError``
 (our misuse, nothing changes) or ``RemoteProtocolError`` (the peer's fault). This module must never touch a
@@ -24,8 +27,11 @@ from collections import deque
 from logferry.errors import LocalProtocolError, RemoteProtocolError
 from logferry.protocol.messages import (
     SHA256_BYTES,
+    BundledFile,
     Code,
     FileAck,
+    FileBundle,
+    FileBundleAck,
     FileCancel,
     FileChunk,
     FileDone,
@@ -41,6 +47,10 @@ WINDOW_CHUNKS = 2  # chunks a client may send beyond the last FileProgress, per 
 FILES_IN_FLIGHT = 64  # transfers (offered or whole, not yet answered by FileAck/FileNack) per connection
 CHUNK_OVERHEAD_BYTES = 64  # msgpack array, tag, seq, offset and bin header of a FileChunk, beyond the source
 WHOLE_OVERHEAD_BYTES = 128  # the same for a FileWhole, beyond its source and path
+BUNDLE_FILES = 1024  # files in one FileBundle at most
+BUNDLES_IN_FLIGHT = 4  # FileBundles awaiting their FileBundleAck per connection
+BUNDLE_OVERHEAD_BYTES = 32  # msgpack array, tag and bundle id of a FileBundle, beyond its entries
+ENTRY_OVERHEAD_BYTES = 96  # the same for one BundledFile, beyond its source, path and data
 _FORGOTTEN = 4 * FILES_IN_FLIGHT  # refused/cancelled ids remembered to drop their stragglers
 
 Key = tuple[str, int]
@@ -57,17 +67,42 @@ class Phase(enum.Enum):
     DONE = "done"  # FileDone (or FileWhole) sent/received, waiting for the verdict
 
 
-def check_offer(offer: FileOffer | FileWhole) -> str | None:
+def entry_bytes(entry: BundledFile | FileOffer) -> int:
+    """The most bytes a BundledFile of this file takes in a FileBundle frame."""
+    return ENTRY_OVERHEAD_BYTES + len(entry.source.encode()) + len(entry.path.encode()) + entry.size
+
+
+def check_offer(offer: FileOffer | FileWhole | BundledFile) -> str | None:
     """What is wrong with an offer, or None."""
-    what = type(offer).__name__
+    what = "FileBundle entry" if isinstance(offer, BundledFile) else type(offer).__name__
     if offer.seq < 1 or offer.size < 0 or offer.mtime_ns < 0:
         return f"{what} {offer.source}:{offer.seq} has an impossible seq, size or mtime"
     if len(offer.sha256) != SHA256_BYTES:
         return f"{what} {offer.source}:{offer.seq} has a sha256 of {len(offer.sha256)} bytes, not 32"
-    if isinstance(offer, FileWhole) and len(offer.data) != offer.size:
-        return (
-            f"FileWhole {offer.source}:{offer.seq} carries {len(offer.data)} bytes, not its size {offer.size}"
-        )
+    if not isinstance(offer, FileOffer) and len(offer.data) != offer.size:
+        return f"{what} {offer.source}:{offer.seq} carries {len(offer.data)} bytes, not its size {offer.size}"
+    return None
+
+
+def check_bundle(
+    bundle: FileBundle, open_bundles: dict[int, set[Key]], transfers: dict[Key, _Transfer]
+) -> str | None:
+    """What is wrong with a bundle given what is in transfer on the connection, or None."""
+    if bundle.bundle_id in open_bundles:
+        return f"FileBundle {bundle.bundle_id} reused while it awaits its FileBundleAck"
+    if len(open_bundles) >= BUNDLES_IN_FLIGHT:
+        return f"FileBundle {bundle.bundle_id}: over {BUNDLES_IN_FLIGHT} bundles await their FileBundleAck"
+    if not 1 <= len(bundle.files) <= BUNDLE_FILES:
+        return f"FileBundle {bundle.bundle_id} carries {len(bundle.files)} files, not 1 to {BUNDLE_FILES}"
+    keys: set[Key] = set()
+    for entry in bundle.files:
+        problem = check_offer(entry)
+        if problem is not None:
+            return problem
+        key = (entry.source, entry.seq)
+        if key in keys or key in transfers or any(key in open_ for open_ in open_bundles.values()):
+            return f"FileBundle {bundle.bundle_id}: file {entry.source}:{entry.seq} is in transfer already"
+        keys.add(key)
     return None
 
 
@@ -110,6 +145,7 @@ class OutgoingFiles:
 
     def __init__(self) -> None:
         self.transfers: dict[Key, _Transfer] = {}
+        self.bundles: dict[int, set[Key]] = {}  # bundles sent and not yet answered: their files
         self._cancelled = _Forgotten()  # answers may still come for these: dropped
 
     @property
@@ -117,9 +153,40 @@ class OutgoingFiles:
         """Whether another file may be offered now."""
         return len(self.transfers) < FILES_IN_FLIGHT
 
+    @property
+    def bundle_room(self) -> bool:
+        """Whether another bundle may be sent now."""
+        return len(self.bundles) < BUNDLES_IN_FLIGHT
+
+    def bundle(self, bundle: FileBundle, frame_bytes: int, limit: int) -> None:
+        problem = check_bundle(bundle, self.bundles, self.transfers)
+        if problem is not None:
+            raise LocalProtocolError(problem)
+        if frame_bytes > limit:
+            raise LocalProtocolError(
+                f"FileBundle frame of {frame_bytes} bytes is over the limit of {limit}; bundle fewer files",
+                code=Code.TOO_LARGE,
+            )
+        self.bundles[bundle.bundle_id] = {(f.source, f.seq) for f in bundle.files}
+
+    def bundle_answered(self, ack: FileBundleAck) -> None:
+        """Check the server's answer to a bundle; raises RemoteProtocolError if it fits none."""
+        keys = self.bundles.get(ack.bundle_id)
+        if keys is None:
+            raise RemoteProtocolError(
+                f"FileBundleAck for bundle {ack.bundle_id}, which awaits no answer", code=Code.PROTOCOL
+            )
+        strays = [f"{n.source}:{n.seq}" for n in ack.refused if (n.source, n.seq) not in keys]
+        if strays or len({(n.source, n.seq) for n in ack.refused}) != len(ack.refused):
+            raise RemoteProtocolError(
+                f"FileBundleAck {ack.bundle_id} refuses files it did not carry, or one twice: {strays[:4]}",
+                code=Code.PROTOCOL,
+            )
+        del self.bundles[ack.bundle_id]
+
     def _start(self, offer: FileOffer | FileWhole, phase: Phase) -> None:
         key = (offer.source, offer.seq)
-        if key in self.transfers:
+        if key in self.transfers or any(key in keys for keys in self.bundles.values()):
             raise LocalProtocolError(f"file {offer.source}:{offer.seq} is already in transfer")
         if not self.room:
             raise LocalProtocolError(f"{FILES_IN_FLIGHT} files are in transfer; wait for a verdict")
@@ -224,11 +291,33 @@ class IncomingFiles:
 
     def __init__(self) -> None:
         self.transfers: dict[Key, _Transfer] = {}
+        self.bundles: dict[int, set[Key]] = {}  # bundles received and not yet answered: their files
         self._refused = _Forgotten()  # chunks already on the wire when we said Nack
+
+    def bundled(self, bundle: FileBundle, allowed_source: str | None) -> None:
+        problem = check_bundle(bundle, self.bundles, self.transfers)
+        if problem is not None:
+            code = Code.CREDIT_EXCEEDED if len(self.bundles) >= BUNDLES_IN_FLIGHT else Code.PROTOCOL
+            raise RemoteProtocolError(problem, code=code)
+        if allowed_source is not None:
+            other = next((f.source for f in bundle.files if f.source != allowed_source), None)
+            if other is not None:
+                raise RemoteProtocolError(
+                    f"an agent may bundle files of {allowed_source!r} only, not {other!r}",
+                    code=Code.SOURCE_MISMATCH,
+                )
+        self.bundles[bundle.bundle_id] = {(f.source, f.seq) for f in bundle.files}
+
+    def bundle_ack(self, bundle_id: int, refused: list[FileNack]) -> FileBundleAck:
+        keys = self.bundles.get(bundle_id)
+        if keys is None or any((n.source, n.seq) not in keys for n in refused):
+            raise LocalProtocolError(f"bundle {bundle_id} is not waiting for this answer on this connection")
+        del self.bundles[bundle_id]
+        return FileBundleAck(bundle_id, refused)
 
     def offered(self, offer: FileOffer | FileWhole, allowed_source: str | None) -> None:
         key = (offer.source, offer.seq)
-        if key in self.transfers:
+        if key in self.transfers or any(key in keys for keys in self.bundles.values()):
             raise RemoteProtocolError(
                 f"{type(offer).__name__} {offer.source}:{offer.seq} while it is in transfer already",
                 code=Code.PROTOCOL,

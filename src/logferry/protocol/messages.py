@@ -11,8 +11,9 @@ import enum
 
 import msgspec
 
-PROTOCOL_VERSION = 1
-SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+PROTOCOL_VERSION = 2
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)  # 2 adds FileBundle/FileBundleAck (docs/PROTOCOL.md §13.7)
+BUNDLES_VERSION = 2  # the first version that carries FileBundle
 NONCE_BYTES = 16
 MAC_BYTES = 32
 
@@ -132,7 +133,7 @@ class Credit(_Msg, tag=11, frozen=True):
     credit: int
 
 
-# ---- whole files (tags 12-18, 26-27; 19 stays reserved) ----------------------------------------------
+# ---- whole files (tags 12-18, 26-29; 19 stays reserved) ----------------------------------------------
 # docs/PROTOCOL.md §13. Up to FILES_IN_FLIGHT transfers per connection; chunks are byte ranges of the file.
 
 SHA256_BYTES = 32
@@ -225,6 +226,36 @@ class FileCancel(_Msg, tag=27, frozen=True):
     source: str
     seq: int
     discard: bool
+
+
+class BundledFile(msgspec.Struct, array_like=True, frozen=True):
+    """One small file of a FileBundle: its id, manifest and whole content (as in FileWhole)."""
+
+    source: str
+    seq: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: bytes
+    data: bytes
+
+
+class FileBundle(_Msg, tag=28, frozen=True):
+    """Client → server (version 2): many small files in one frame, answered by one FileBundleAck.
+
+    The client sends it only if every entry's ``data`` hashes to its ``sha256``.
+    """
+
+    bundle_id: int
+    files: list[BundledFile]
+
+
+class FileBundleAck(_Msg, tag=29, frozen=True):
+    """Server → client: every file of the bundle is durably held, except those ``refused`` (one FileNack
+    each, with its own ``retry``)."""
+
+    bundle_id: int
+    refused: list[FileNack]
 
 
 # ---- reconciliation (tags 20-25; 12-18 are files, 19 reserved) -- -------------------------------
@@ -321,6 +352,8 @@ Message = (
     | FileProgress
     | FileWhole
     | FileCancel
+    | FileBundle
+    | FileBundleAck
     | ReconcileQuery
     | ReconcileAnswer
     | ItemsQuery

@@ -14,6 +14,7 @@ from logferry.protocol.base import KNOWN_ROLES, MAX_OPEN_QUERIES, BaseConnection
 from logferry.protocol.files import IncomingFiles, files_source
 from logferry.protocol.framing import encode_frame
 from logferry.protocol.messages import (
+    BUNDLES_VERSION,
     MAC_BYTES,
     NONCE_BYTES,
     SUPPORTED_VERSIONS,
@@ -24,6 +25,8 @@ from logferry.protocol.messages import (
     Code,
     Credit,
     FileAck,
+    FileBundle,
+    FileBundleAck,
     FileCancel,
     FileChunk,
     FileDone,
@@ -47,6 +50,7 @@ from logferry.protocol.messages import (
 from logferry.protocol.state import (
     Authenticated,
     BatchReceived,
+    BundleReceived,
     ChunkReceived,
     Dir,
     FileCancelled,
@@ -143,6 +147,14 @@ class ServerConnection(BaseConnection[ServerEvent]):
             # An agent offers its own files only; a relay forwards any source's.
             self._files.offered(msg, files_source(self.source) if self.role is PeerRole.AGENT else None)
             return FileOffered(msg) if isinstance(msg, FileOffer) else WholeReceived(msg)
+        if isinstance(msg, FileBundle):
+            if self.version < BUNDLES_VERSION:
+                raise remote_error(
+                    f"FileBundle needs protocol version {BUNDLES_VERSION}; this session is {self.version}",
+                    Code.PROTOCOL,
+                )
+            self._files.bundled(msg, files_source(self.source) if self.role is PeerRole.AGENT else None)
+            return BundleReceived(msg)
         if isinstance(msg, FileChunk):
             return ChunkReceived(msg) if self._files.chunk(msg) else None
         if isinstance(msg, FileDone):
@@ -260,6 +272,11 @@ class ServerConnection(BaseConnection[ServerEvent]):
         """Refuse a file in transfer; chunks of it still on the wire are dropped silently."""
         self._next_state(Dir.SEND, FileNack)
         return self._send(self._files.nack(source, seq, code, reason, retry))
+
+    def file_bundle_ack(self, bundle_id: int, refused: list[FileNack]) -> bytes:
+        """Every file of the bundle is durably stored (or was held already), but those ``refused``."""
+        self._next_state(Dir.SEND, FileBundleAck)
+        return self._send(self._files.bundle_ack(bundle_id, refused))
 
     def file_open(self, source: str, seq: int) -> bool:
         """Whether this file is still in transfer here (not answered, refused or cancelled)."""

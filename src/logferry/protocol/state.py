@@ -18,6 +18,8 @@ from logferry.protocol.messages import (
     Challenge,
     Credit,
     FileAck,
+    FileBundle,
+    FileBundleAck,
     FileCancel,
     FileChunk,
     FileDone,
@@ -73,7 +75,8 @@ _LIVE = {
 }
 _SEND, _RECV = Dir.SEND, Dir.RECV
 
-_FILE_CLIENT_SENDS = (FileOffer, FileChunk, FileDone, FileWhole, FileCancel)
+_FILE_CLIENT_SENDS = (FileOffer, FileChunk, FileDone, FileWhole, FileCancel, FileBundle)
+_FILE_SERVER_SENDS = (FileResume, FileProgress, FileAck, FileNack, FileBundleAck)
 TRANSITIONS: dict[tuple[Side, State, Dir, type[Message]], State] = {
     # client handshake
     (_C, State.IDLE, _SEND, Hello): State.AWAIT_CHALLENGE,
@@ -109,9 +112,9 @@ TRANSITIONS: dict[tuple[Side, State, Dir, type[Message]], State] = {
     (_C, State.OPEN, _SEND, Unavailable): State.OPEN,
     # whole files (docs/PROTOCOL.md §13): offers, chunks and Done client → server; Resume, Ack, Nack back
     **{(_C, State.OPEN, _SEND, kind): State.OPEN for kind in _FILE_CLIENT_SENDS},
-    **{(_C, State.OPEN, _RECV, kind): State.OPEN for kind in (FileResume, FileProgress, FileAck, FileNack)},
+    **{(_C, State.OPEN, _RECV, kind): State.OPEN for kind in _FILE_SERVER_SENDS},
     **{(_S, State.OPEN, _RECV, kind): State.OPEN for kind in _FILE_CLIENT_SENDS},
-    **{(_S, State.OPEN, _SEND, kind): State.OPEN for kind in (FileResume, FileProgress, FileAck, FileNack)},
+    **{(_S, State.OPEN, _SEND, kind): State.OPEN for kind in _FILE_SERVER_SENDS},
     # heartbeats, both ways, once open (the handshake has its own timeout instead)
     **{(side, State.OPEN, d, kind): State.OPEN for side in Side for d in Dir for kind in (Ping, Pong)},
     # either side may say Goodbye in any of its states before the end
@@ -238,13 +241,37 @@ class WholeReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class BundleReceived:
+    """Server: many small files in one frame; make each durable (or refuse it), then ``file_bundle_ack``."""
+
+    bundle: FileBundle
+
+
+@dataclass(frozen=True, slots=True)
+class BundleAnswered:
+    """Client: the server holds every file of a bundle durably, but those it refused."""
+
+    ack: FileBundleAck
+
+
+@dataclass(frozen=True, slots=True)
 class FileCancelled:
     """Server: the client stopped sending this file for now; keep its partial, or delete it (``discard``)."""
 
     cancel: FileCancel
 
 
-ClientEvent = Opened | Acked | Nacked | CreditChanged | PeerClosed | Answered | ResendRequested | FileAnswered
+ClientEvent = (
+    Opened
+    | Acked
+    | Nacked
+    | CreditChanged
+    | PeerClosed
+    | Answered
+    | ResendRequested
+    | FileAnswered
+    | BundleAnswered
+)
 ServerEvent = (
     Authenticated
     | BatchReceived
@@ -256,5 +283,6 @@ ServerEvent = (
     | FileFinished
     | WholeReceived
     | FileCancelled
+    | BundleReceived
 )
 E = TypeVar("E", ClientEvent, ServerEvent)

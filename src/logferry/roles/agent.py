@@ -150,17 +150,28 @@ class AgentFiles:
         return await self.queue.next_files(limit)
 
     async def acked(self, item: OutgoingFile) -> None:
-        await self.queue.settle(item.seq, FileState.ACKED)
+        await self.acked_many([item])
+
+    async def acked_many(self, items: list[OutgoingFile]) -> None:
+        await self.queue.settle_many([item.seq for item in items], FileState.ACKED)
+        done = [(spec, item.local) for item in items if (spec := self._spec_for(item)) is not None]
+        if done:
+            await asyncio.to_thread(_after_acks, done)
+
+    def _spec_for(self, item: OutgoingFile) -> FilesInput | None:
+        """The watch whose folder the file is in (what to do with it once shipped)."""
         folder = str(item.local.parent)
-        for watch in self.watches:
-            if folder in watch.folders():
-                await asyncio.to_thread(after_ack, watch.spec, item.local)
-                break
+        return next((w.spec for w in self.watches if folder in w.folders()), None)
 
     async def refused(self, item: OutgoingFile, nack: FileNack) -> None:
         # Refused for good (it changed while it was sent): the watch queues the new content as a new item.
         await self.queue.settle(item.seq, FileState.REFUSED)
         log.warning("file %s:%d (%s) was refused: %s", item.source, item.seq, item.path, nack.reason)
+
+
+def _after_acks(done: list[tuple[FilesInput, Path]]) -> None:
+    for spec, local in done:
+        after_ack(spec, local)
 
 
 class Agent:

@@ -52,7 +52,7 @@ from logferry.store.file_retention import FileRetention
 from logferry.store.journal import Journal
 from logferry.store.missing import MissingStore
 from logferry.tls import collector_tls, listener_tls, syslog_tls
-from logferry.transport.file_sender import FileSender
+from logferry.transport.file_sender import WHOLE_MAX_BYTES, FileSender
 from logferry.transport.sender import Outgoing, Sender, SenderConfig
 from logferry.transport.serve import BatchRefused
 
@@ -198,11 +198,12 @@ class Relay:
         sink = RelaySink(journal, rules, sender.notify)
         sink.throughput = throughput
         rates = RateHistory(throughput)
-        content = ContentStore(self.data_dir / "files")
+        # One store for the intake, the outbox, retention and reconciliation: one small-table connection.
+        content = ContentStore(self.data_dir / "files", small_max_bytes=WHOLE_MAX_BYTES)
         retention = FileRetention(journal, content, cfg.file_keep_bytes)
         file_outbox = RelayFileOutbox(journal, content, retention.notify)
         file_sender = FileSender(sender.config, file_outbox)
-        sink.files, file_outbox.live = file_intake(self.data_dir, journal, rules, file_sender.notify)
+        sink.files, file_outbox.live = file_intake(content, journal, rules, file_sender.notify)
         missing = await MissingStore.open(self.data_dir / "missing.db", store_durability(cfg.durability))
         gaps = sink.gaps = AgentGaps(journal, missing)
         reconciler = self.reconciler = Reconciler(
@@ -292,5 +293,6 @@ class Relay:
                 await retaining
             sink.files.close()
             await journal.close()
+            content.close()  # after the journal: its writer thread removes content in retention passes
         log.info("relay stopped")
         return 0

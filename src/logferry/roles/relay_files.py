@@ -19,9 +19,11 @@ here decides a fate itself (the rules do).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import sqlite3
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from logferry.store.journal_files import FileItem
 from logferry.transport.file_sender import FileAbandoned, OutgoingFile
 
 CUT_THROUGH_MIN_BYTES = 4 << 20  # smaller files gain nothing from being forwarded while they arrive
+LOGGED_EACH = 8  # files of one group logged one line each at info level; a larger group gets a summary
 DECISIONS_KEPT = 4096  # fates decided at offers whose files have not arrived yet (bounded)
 
 log = logging.getLogger("logferry.relay")
@@ -72,18 +75,49 @@ class RelayFileLedger:
             log.warning("file %s:%d offered again with other content; the first version is kept", source, seq)
         return found is not None
 
+    async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[tuple[str, int]]:
+        def run(c: sqlite3.Connection) -> list[tuple[str, int, bytes, bytes]]:
+            found = ((source, seq, sha, journal_files.get(c, source, seq)) for source, seq, sha in files)
+            return [(source, seq, sha, item.sha256) for source, seq, sha, item in found if item is not None]
+
+        known = await self.journal.read_with(run)
+        for source, seq, sha, held in known:
+            if held != sha:
+                log.warning(
+                    "file %s:%d offered again with other content; the first version is kept", source, seq
+                )
+        return {(source, seq) for source, seq, _sha, _held in known}
+
     async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
-        fate, rule = self.decide(offer)
-        self._decided.pop((offer.source, offer.seq, offer.sha256), None)
-        item = FileItem(offer.source, offer.seq, offer.path, offer.size, offer.mtime_ns, offer.sha256,
-                        fate, rule, time.time_ns(), False)  # fmt: skip
-        await self.journal.write_with(lambda c: journal_files.commit(c, item))
-        self.fates[fate] = self.fates.get(fate, 0) + 1
-        log.info("file %s:%d (%s) %s%s", offer.source, offer.seq, offer.path, fate.name.lower(),
-                 f" by rule {rule}" if rule else "")  # fmt: skip
-        if fate is Fate.DROPPED:
-            await self._drop_content(offer.sha256)
-        elif fate is Fate.FORWARDED:
+        await self.file_commit_many(peer, [offer])
+
+    async def file_commit_many(self, peer: Authenticated, offers: list[FileOffer]) -> None:
+        now = time.time_ns()
+        items = []
+        for offer in offers:
+            fate, rule = self.decide(offer)
+            self._decided.pop((offer.source, offer.seq, offer.sha256), None)
+            items.append(FileItem(offer.source, offer.seq, offer.path, offer.size, offer.mtime_ns,
+                                  offer.sha256, fate, rule, now, False))  # fmt: skip
+
+        def run(c: sqlite3.Connection) -> None:
+            for item in items:
+                journal_files.commit(c, item)
+
+        await self.journal.write_with(run)
+        # One line per file, as info for a few, as debug within a large group (one summary line instead).
+        each = log.info if len(items) <= LOGGED_EACH else log.debug
+        for item in items:
+            self.fates[item.fate] = self.fates.get(item.fate, 0) + 1
+            each("file %s:%d (%s) %s%s", item.source, item.seq, item.path, item.fate.name.lower(),
+                 f" by rule {item.rule}" if item.rule else "")  # fmt: skip
+        if len(items) > LOGGED_EACH:
+            tally = Counter(item.fate.name.lower() for item in items)
+            log.info("%d files from %s: %s", len(items), peer.source,
+                     ", ".join(f"{n} {fate}" for fate, n in sorted(tally.items())))  # fmt: skip
+        for sha256 in {item.sha256 for item in items if item.fate is Fate.DROPPED}:
+            await self._drop_content(sha256)
+        if any(item.fate is Fate.FORWARDED for item in items):
             self.on_forward()
 
     async def _drop_content(self, sha256: bytes) -> None:
@@ -189,15 +223,25 @@ class RelayFileOutbox:
         # Arriving files first: their agents are sending them now, and the collector should keep pace.
         arriving = self.live.arriving(limit) if self.live is not None else []
         items = await self.journal.read_with(lambda c: journal_files.outbox(c, limit))
+        small = self.content.small_max_bytes
         return arriving + [
-            OutgoingFile(f.source, f.seq, f.path, f.size, f.mtime_ns, f.sha256, self.content.path_for(h))
+            OutgoingFile(f.source, f.seq, f.path, f.size, f.mtime_ns, f.sha256, self.content.path_for(h),
+                         load=functools.partial(self.content.load_small, h) if f.size <= small else None)
             for f in items
             if (h := f.sha256)
-        ]
+        ]  # fmt: skip
 
     async def acked(self, item: OutgoingFile) -> None:
+        await self.acked_many([item])
+
+    async def acked_many(self, items: list[OutgoingFile]) -> None:
         now = time.time_ns()
-        await self.journal.write_with(lambda c: journal_files.mark_sent(c, item.source, item.seq, now))
+
+        def run(c: sqlite3.Connection) -> None:
+            for item in items:
+                journal_files.mark_sent(c, item.source, item.seq, now)
+
+        await self.journal.write_with(run)
         self.on_acked()
 
     async def refused(self, item: OutgoingFile, nack: FileNack) -> None:
@@ -206,16 +250,17 @@ class RelayFileOutbox:
                         "once stored here", item.source, item.seq, item.path, nack.reason)  # fmt: skip
             return
         # The relay's copy was verified when it arrived; a refusal means the stored content is damaged.
-        log.error("the collector refused file %s:%d (%s): %s; its content here may be damaged, check %s",
-                  item.source, item.seq, item.path, nack.reason, item.local)  # fmt: skip
+        where = "the relay's small-content table" if item.load is not None else str(item.local)
+        log.error("the collector refused file %s:%d (%s): %s; its content here may be damaged, check %s "
+                  "(sha256 %s)", item.source, item.seq, item.path, nack.reason, where,
+                  item.sha256.hex())  # fmt: skip
 
 
 def file_intake(
-    data_dir: Path, journal: Journal, rules: RuleSet, on_forward: Callable[[], None]
+    content: ContentStore, journal: Journal, rules: RuleSet, on_forward: Callable[[], None]
 ) -> tuple[FileIntake, LiveFiles]:
-    """The relay's receiving side for files, content under ``<data_dir>/files``, and its cut-through tap
-    (give it to the ``RelayFileOutbox``)."""
-    content = ContentStore(data_dir / "files")
+    """The relay's receiving side for files into ``content`` (the store the ``RelayFileOutbox`` reads, one
+    object: its small table has one connection), and its cut-through tap (give it to the outbox)."""
     ledger = RelayFileLedger(journal, rules, content, on_forward)
     live = LiveFiles(ledger, on_forward)
     return FileIntake(content, ledger, live), live

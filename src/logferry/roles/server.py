@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from logferry.config import CollectorConfig, RelayConfig, parse_address
 from logferry.config.schema import Durability as ConfigDurability
 from logferry.protocol.connection import Authenticated
-from logferry.protocol.messages import Code, FileCancel, FileChunk, FileDone, FileOffer, FileWhole
+from logferry.protocol.messages import (
+    Code,
+    FileBundle,
+    FileCancel,
+    FileChunk,
+    FileDone,
+    FileNack,
+    FileOffer,
+    FileWhole,
+)
 from logferry.store.file_intake import FileIntake
 from logferry.store.sqlite import Durability
 from logferry.transport.listener import TrackedServer
@@ -48,6 +57,9 @@ class FileIntakeSink:
 
     async def file_cancelled(self, peer: Authenticated, cancel: FileCancel) -> None:
         await self._files().file_cancelled(peer, cancel)
+
+    async def file_bundle(self, peer: Authenticated, bundle: FileBundle) -> list[FileNack]:
+        return await self._files().file_bundle(peer, bundle)
 
     def _files(self) -> FileIntake:
         if self.files is None:

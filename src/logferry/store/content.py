@@ -1,5 +1,10 @@
-"""Whole files on disk, content-addressed: ``<root>/<ab>/<cd>/<sha256 hex>``, plus the partial files of
-transfers in progress under ``<root>/partial/``.
+"""Whole files on disk, content-addressed: ``<root>/<ab>/<sha256 hex>``, plus the partial files of
+transfers in progress under ``<root>/partial/`` and, optionally, a table of small contents.
+
+One level of 256 directories: a second level (``<ab>/<cd>/``, the layout before ``LAYOUT`` 2) made almost
+every file of a young store create a directory too, which doubled the kernel's cost per small file. A store
+in the old layout is moved over when opened (renames within one filesystem; resumable after a crash, since
+the ``LAYOUT`` file is written last).
 
 A file arrives in chunks into a partial file named after its id and its sha256 (so another version of the same
 id never continues the wrong partial). When the last chunk is written the partial is fsynced, its sha256 is
@@ -10,9 +15,20 @@ the resume offset, and its prefix is hashed again from disk before more bytes ar
 arrive whole are stored in groups (``put_many``): written under temporary names, made durable with one flush
 for the group, renamed, and the renames made durable with one more.
 
-Memory is bounded: hashing and copying read ``READ_BYTES`` at a time, never a whole file. The methods block
-(disk I/O): callers run them in a worker thread. This module must never rename an unverified file to a
-content address, never overwrite stored content, and never delete content it was not told to.
+The small table (``small_max_bytes`` > 0, the relay): creating a file costs the kernel far more than the bytes
+in it, so content of at most ``small_max_bytes`` stored by ``put_many`` becomes a row of the SQLite database
+``<root>/small.sqlite`` instead (``store/small_content.py``: WAL, ``synchronous=FULL``), every row of one call
+in one transaction committed before the call returns. The caller journals an item only after that (as after a
+file's rename), so after a crash an item never names absent content: a row is either committed, complete and
+verified, or absent. Chunked transfers and larger content stay files; so does content stored as files before
+the table existed, and every method looks in both places (a file first, then a row). Removing a row is not
+flushed at once (nor is unlinking a file): a removal lost in a crash leaves content nobody names.
+
+Memory is bounded: hashing and copying read ``READ_BYTES`` at a time, never a whole file (a row, at most
+``small_max_bytes``, is read whole). The methods block (disk I/O): callers run them in worker threads, so
+one connection serves the table behind a lock; disk trouble in the table is raised as OSError, like the
+files'. This module must never rename an unverified file to a content address or commit an unverified row,
+never overwrite stored content, and never delete content it was not told to.
 """
 
 from __future__ import annotations
@@ -23,11 +39,15 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 from urllib.parse import quote
 
+from logferry.store.small_content import SmallTable
+
 READ_BYTES = 1 << 20
+SMALL_DB = "small.sqlite"
 
 
 def _syncfs() -> Callable[[int], int] | None:
@@ -138,24 +158,96 @@ class Partial:
         return self.synced
 
 
+LAYOUT_FILE = "LAYOUT"  # holds "2": content at <ab>/<hex>; absent: maybe the old <ab>/<cd>/<hex>
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_hex(name: str, length: int) -> bool:
+    return len(name) == length and set(name) <= _HEX
+
+
+def _move_to_layout_2(root: Path) -> None:
+    """Move content from ``<ab>/<cd>/<hex>`` to ``<ab>/<hex>`` (temporary files are dropped), then write
+    ``LAYOUT``. Safe to run again after a crash: what was moved is not found under ``<cd>/`` any more."""
+    for top in root.iterdir():
+        if not (top.is_dir() and _is_hex(top.name, 2)):
+            continue
+        for sub in top.iterdir():
+            if not (sub.is_dir() and _is_hex(sub.name, 2)):
+                continue
+            for f in sub.iterdir():
+                if _is_hex(f.name, 64):
+                    os.replace(f, top / f.name)
+                else:
+                    f.unlink()  # a temporary name of a put that never finished
+            sub.rmdir()
+        fsync_dir(top)
+    marker = root / LAYOUT_FILE
+    marker.write_text("2\n")
+    fsync_dir(root)
+
+
+PARALLEL_WRITES_MIN = 32  # files of one put_many written by two threads from this many on
+_WRITERS = ThreadPoolExecutor(2, thread_name_prefix="content-write")  # its threads start on first use
+
+
+def _write_temps(writes: list[tuple[Path, bytes]]) -> None:
+    """Write each content to its temporary name (its directory made if need be); fsync each only where
+    there is no syncfs to flush them all at once."""
+    made: set[Path] = set()
+    for temp, data in writes:
+        if temp.parent not in made:
+            temp.parent.mkdir(parents=True, exist_ok=True)
+            made.add(temp.parent)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if not _SYNCFS:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _fdatasync(fd: int) -> None:
     getattr(os, "fdatasync", os.fsync)(fd)  # Windows and macOS have no fdatasync
 
 
 class ContentStore:
-    """A content-addressed directory of whole files."""
+    """A content-addressed directory of whole files, with small contents as rows when ``small_max_bytes``
+    is above 0 (see the module docstring). ``close()`` when done."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, small_max_bytes: int = 0) -> None:
         self.root = root
         self.partials = root / "partial"
         self.partials.mkdir(parents=True, exist_ok=True)
+        if not (root / LAYOUT_FILE).exists():
+            _move_to_layout_2(root)
+        self.small_max_bytes = small_max_bytes
+        # A table written before stays readable even if rows are no longer made (small_max_bytes 0).
+        db = root / SMALL_DB
+        self.small = SmallTable(db) if small_max_bytes > 0 or db.exists() else None
+
+    def close(self) -> None:
+        if self.small is not None:
+            self.small.close()
 
     def path_for(self, sha256: bytes) -> Path:
+        """The file address of the content (there is no file there when it is a row: see ``is_small``)."""
         hex_ = sha256.hex()
-        return self.root / hex_[:2] / hex_[2:4] / hex_
+        return self.root / hex_[:2] / hex_
 
     def has(self, sha256: bytes) -> bool:
-        return self.path_for(sha256).is_file()
+        return self.path_for(sha256).is_file() or self.is_small(sha256)
+
+    def is_small(self, sha256: bytes) -> bool:
+        """Whether the content is a row of the small table."""
+        return self.small is not None and self.small.has(sha256)
+
+    def load_small(self, sha256: bytes) -> bytes | None:
+        """The content if it is a row of the small table, else None."""
+        return None if self.small is None else self.small.load(sha256)
 
     def partial_path(self, source: str, seq: int, sha256: bytes) -> Path:
         return self.partials / f"{quote(source, safe='')}.{seq}.{sha256.hex()[:16]}.part"
@@ -170,7 +262,9 @@ class ContentStore:
         return Partial(path, have if have <= size else 0)
 
     def commit(self, partial: Partial, sha256: bytes) -> Path:
-        """Fsync, verify and move the partial to its content address; raises ContentMismatch."""
+        """Fsync, verify and move the partial to its content address; raises ContentMismatch. If the
+        content is held already (a file, or a row: then no file is at the address returned), the partial
+        is removed."""
         try:
             partial.sync()
             got = partial.sha256
@@ -182,7 +276,7 @@ class ContentStore:
                 f"received content hashes to {got.hex()[:16]}…, offered {sha256.hex()[:16]}…"
             )
         target = self.path_for(sha256)
-        if target.is_file():
+        if self.has(sha256):
             partial.path.unlink(missing_ok=True)  # identical content is stored once
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -192,34 +286,42 @@ class ContentStore:
         return target
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> list[ContentMismatch | None]:
-        """Store small files received in one piece, ``(data, sha256)`` each, with amortized durability: each
-        is verified and written under a temporary name in its directory, all are made durable at once, then
-        renamed to their addresses, and the renames made durable at once. A crash at any moment leaves no
-        address holding anything but its complete, verified content. Returns, per item, None (stored, or
-        held already) or the ContentMismatch that refused it. Identical content is kept once.
+        """Store small files received in one piece, ``(data, sha256)`` each, with amortized durability.
+
+        Each is verified first. Content of at most ``small_max_bytes`` becomes a row: all of them in one
+        transaction, committed before this returns. Any other is written under a temporary name in its
+        directory, all are made durable at once, then renamed to their addresses, and the renames made
+        durable at once. A crash at any moment leaves no address or row holding anything but its complete,
+        verified content. Returns, per item, None (stored, or held already) or the ContentMismatch that
+        refused it. Identical content is kept once.
         """
         verdicts: list[ContentMismatch | None] = []
         moves: list[tuple[Path, Path]] = []
+        moving: set[bytes] = set()  # content of this call written under a temporary name
+        writes: list[tuple[Path, bytes]] = []
+        rows: dict[bytes, bytes] = {}
         for data, sha256 in items:
             target = self.path_for(sha256)
             if hashlib.sha256(data).digest() != sha256:
                 verdicts.append(ContentMismatch(f"received content does not hash to {sha256.hex()[:16]}…"))
                 continue
             verdicts.append(None)
-            if target.is_file() or any(t == target for _, t in moves):
+            if sha256 in rows or sha256 in moving or target.is_file():
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.parent / f".{target.name}.tmp"  # hidden from content listings
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if not _SYNCFS:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            moves.append((temp, target))
+            if self.small is not None and len(data) <= self.small_max_bytes:
+                rows[sha256] = data  # a row held already is kept (INSERT OR IGNORE)
+                continue
+            writes.append((target.parent / f".{target.name}.tmp", data))  # hidden from content listings
+            moves.append((writes[-1][0], target))
+            moving.add(sha256)
+        # Creating files is the kernel's slowest part here: two threads overlap it on a large group.
+        if len(writes) >= PARALLEL_WRITES_MIN:
+            list(_WRITERS.map(_write_temps, [writes[0::2], writes[1::2]]))
+        else:
+            _write_temps(writes)
+        if rows:
+            assert self.small is not None
+            self.small.insert(list(rows.items()))
         if not moves:
             return verdicts
         self._sync_all()  # the content is durable before any address names it
@@ -259,22 +361,45 @@ class ContentStore:
     def verify(self, sha256: bytes) -> bool:
         """True if the stored content exists and still hashes to its address."""
         path = self.path_for(sha256)
-        return path.is_file() and sha256_of(path).digest() == sha256
+        if path.is_file():
+            return sha256_of(path).digest() == sha256
+        data = self.load_small(sha256)
+        return data is not None and hashlib.sha256(data).digest() == sha256
 
     def quarantine(self, sha256: bytes) -> None:
         """Move damaged content aside (``<root>/damaged/``) so a good copy can take its address."""
         path = self.path_for(sha256)
+        aside = self.root / "damaged"
         if path.exists():
-            aside = self.root / "damaged"
             aside.mkdir(exist_ok=True)
             os.replace(path, aside / path.name)
+        data = self.load_small(sha256)
+        if data is not None:
+            assert self.small is not None
+            aside.mkdir(exist_ok=True)
+            (aside / path.name).write_bytes(data)  # kept for a look, before the row goes
+            self.small.delete(sha256)
 
     def remove(self, sha256: bytes) -> None:
         self.path_for(sha256).unlink(missing_ok=True)
+        if self.small is not None:
+            self.small.delete(sha256)
 
     def read(self, sha256: bytes, offset: int = 0, chunk_bytes: int = READ_BYTES) -> Iterator[bytes]:
-        """The stored content from ``offset``, in pieces of at most ``chunk_bytes``."""
-        with self.path_for(sha256).open("rb") as f:
+        """The stored content from ``offset``, in pieces of at most ``chunk_bytes``; raises
+        FileNotFoundError if it is not stored."""
+        path = self.path_for(sha256)
+        try:
+            f = path.open("rb")
+        except FileNotFoundError:
+            data = self.load_small(sha256)
+            if data is None:
+                raise
+            view = memoryview(data)
+            for start in range(offset, len(data), max(1, chunk_bytes)):
+                yield bytes(view[start : start + chunk_bytes])
+            return
+        with f:
             f.seek(offset)
             while piece := f.read(chunk_bytes):
                 yield piece

@@ -30,14 +30,23 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from logferry.protocol.connection import Authenticated
-from logferry.protocol.messages import Code, FileCancel, FileChunk, FileDone, FileOffer, FileWhole
+from logferry.protocol.messages import (
+    Code,
+    FileBundle,
+    FileCancel,
+    FileChunk,
+    FileDone,
+    FileNack,
+    FileOffer,
+    FileWhole,
+)
 from logferry.store.content import ContentMismatch, ContentStore, Partial
 from logferry.transport.serve import BatchRefused
 
 log = logging.getLogger("logferry.files")
 
 SYNC_BYTES = 32 << 20  # a tapped partial is made durable every this many bytes (what a relay may forward)
-GROUP_FILES = 256  # small files made durable together at most
+GROUP_FILES = 1024  # small files made durable together at most (a bundle larger than this goes alone)
 
 Key = tuple[str, int]
 
@@ -50,7 +59,15 @@ class FileLedger(Protocol):
         ...
 
     async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
-        """Journal the item (its content is durable at ``content.path_for(offer.sha256)``)."""
+        """Journal the item (its content is durable in the content store under ``offer.sha256``)."""
+        ...
+
+    async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[Key]:
+        """Of ``(source, seq, sha256)``, the ids journaled already (``file_known`` for many at once)."""
+        ...
+
+    async def file_commit_many(self, peer: Authenticated, offers: list[FileOffer]) -> None:
+        """Journal the items in one commit (``file_commit`` for many at once)."""
         ...
 
 
@@ -103,32 +120,51 @@ class _SmallFiles:
 
     def __init__(self, content: ContentStore) -> None:
         self.content = content
-        self._pending: list[tuple[bytes, bytes, asyncio.Future[None]]] = []
+        self._pending: list[
+            tuple[list[tuple[bytes, bytes]], asyncio.Future[list[ContentMismatch | None]]]
+        ] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def put(self, data: bytes, sha256: bytes) -> None:
         """Return once the content is durable at its address; raises ContentMismatch."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((data, sha256, done))
+        (verdict,) = await self.put_all([(data, sha256)])
+        if verdict is not None:
+            raise verdict
+
+    async def put_all(self, items: list[tuple[bytes, bytes]]) -> list[ContentMismatch | None]:
+        """Return once the content of every ``(data, sha256)`` that hashes right is durable at its address:
+        per item, None or the ContentMismatch that refused it. Raises OSError."""
+        if not items:
+            return []
+        done: asyncio.Future[list[ContentMismatch | None]] = asyncio.get_running_loop().create_future()
+        self._pending.append((items, done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
-        await done
+        return await done
 
     async def _write(self) -> None:
         try:
             while self._pending:
-                group, self._pending = self._pending[:GROUP_FILES], self._pending[GROUP_FILES:]
+                # Whole requests only (a bundle is never split), up to about GROUP_FILES files.
+                take, count = 0, 0
+                while take < len(self._pending) and (
+                    take == 0 or count + len(self._pending[take][0]) <= GROUP_FILES
+                ):
+                    count += len(self._pending[take][0])
+                    take += 1
+                group, self._pending = self._pending[:take], self._pending[take:]
                 try:
-                    verdicts = await asyncio.to_thread(self.content.put_many, [(d, h) for d, h, _ in group])
+                    verdicts = await asyncio.to_thread(
+                        self.content.put_many, [i for items, _ in group for i in items]
+                    )
                 except OSError as exc:
-                    for _, _, done in group:
+                    for _, done in group:
                         done.set_exception(exc)
                     continue
-                for (_, _, done), verdict in zip(group, verdicts, strict=True):
-                    if verdict is None:
-                        done.set_result(None)
-                    else:
-                        done.set_exception(verdict)
+                at = 0
+                for items, done in group:
+                    done.set_result(verdicts[at : at + len(items)])
+                    at += len(items)
         finally:
             self._writer = None
 
@@ -241,6 +277,32 @@ class FileIntake:
         self.stats.whole += 1
         log.debug("stored file %s:%d (%s, %d bytes) received in one frame", whole.source, whole.seq,
                   whole.path, whole.size)  # fmt: skip
+
+    async def file_bundle(self, peer: Authenticated, bundle: FileBundle) -> list[FileNack]:
+        """Many small files in one frame: those not journaled yet are verified, made durable together and
+        journaled in one commit; returns the refusals (content that does not hash to its manifest)."""
+        offers = [FileOffer(f.source, f.seq, f.path, f.size, f.mtime_ns, f.sha256) for f in bundle.files]
+        for offer in offers:
+            self._drop((offer.source, offer.seq))
+        known = await self.ledger.files_known([(o.source, o.seq, o.sha256) for o in offers])
+        self.stats.already_held += len(known)
+        fresh = [(f, o) for f, o in zip(bundle.files, offers, strict=True) if (o.source, o.seq) not in known]
+        verdicts = await self._small.put_all([(f.data, f.sha256) for f, _ in fresh])
+        good: list[FileOffer] = []
+        refused: list[FileNack] = []
+        for (f, offer), verdict in zip(fresh, verdicts, strict=True):
+            if verdict is None:
+                good.append(offer)
+            else:
+                why = f"file {f.source}:{f.seq}: {verdict}; offer the content it has as a new item"
+                refused.append(FileNack(f.source, f.seq, int(Code.MALFORMED), why[:200], False))
+        if good:
+            await self.ledger.file_commit_many(peer, good)
+        self.stats.files += len(good)
+        self.stats.whole += len(good)
+        log.debug("stored %d files of bundle %d from %s (%d held already, %d refused)", len(good),
+                  bundle.bundle_id, peer.source, len(known), len(refused))  # fmt: skip
+        return refused
 
     async def file_cancelled(self, peer: Authenticated, cancel: FileCancel) -> None:
         key = (cancel.source, cancel.seq)

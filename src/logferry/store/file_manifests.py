@@ -133,23 +133,39 @@ class FileManifests:
                   relay: str) -> bool:  # fmt: skip
         """Keep a manifest whose content is durable (and verified) already; False if the id was stored
         before. The content's fingerprint is recorded as verified good."""
-        size_now, mtime_now = await asyncio.to_thread(fingerprint, self.content.path_for(sha256))
+        (added,) = await self.add_many([FileOffer(source, seq, path, size, mtime_ns, sha256)], relay)
+        return added
 
-        def run(conn: sqlite3.Connection) -> bool:
-            if size_now >= 0:
-                conn.execute(_CHECK_UPSERT, (sha256, size_now, mtime_now, 1))
-            cur = conn.execute(
-                f"INSERT OR IGNORE INTO files({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (source, seq, path, size, mtime_ns, sha256, relay, time.time_ns()),
+    async def add_many(self, offers: list[FileOffer], relay: str) -> list[bool]:
+        """``add`` for many manifests in one transaction; per manifest, False if its id was stored before."""
+        hashes = list(dict.fromkeys(o.sha256 for o in offers))
+        prints = await asyncio.to_thread(lambda: [fingerprint(self.content.path_for(h)) for h in hashes])
+        now = time.time_ns()
+
+        def run(conn: sqlite3.Connection) -> list[bool]:
+            conn.executemany(
+                _CHECK_UPSERT, [(h, n, m, 1) for h, (n, m) in zip(hashes, prints, strict=True) if n >= 0]
             )
-            if cur.rowcount:
-                add_tally(conn, source, ItemKind.FILE, BucketTally().add_all([(seq, sha256[:8])]))
-                return True
-            # The id is stored: if its content was lost and has just come back, its bucket must be redone.
-            conn.execute("INSERT OR IGNORE INTO recon_dirty VALUES (?, 2, ?)", (source, seq >> 10))
-            return False
+            added: list[bool] = []
+            tallies: dict[str, BucketTally] = {}
+            for o in offers:
+                cur = conn.execute(
+                    f"INSERT OR IGNORE INTO files({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (o.source, o.seq, o.path, o.size, o.mtime_ns, o.sha256, relay, now),
+                )
+                added.append(bool(cur.rowcount))
+                if cur.rowcount:
+                    tallies.setdefault(o.source, BucketTally()).add(o.seq, o.sha256[:8])
+                else:
+                    # The id is stored: if its content was lost and has just come back, redo its bucket.
+                    conn.execute(
+                        "INSERT OR IGNORE INTO recon_dirty VALUES (?, 2, ?)", (o.source, o.seq >> 10)
+                    )
+            for source, tally in tallies.items():
+                add_tally(conn, source, ItemKind.FILE, tally)
+            return added
 
-        self._bad.discard(sha256)
+        self._bad.difference_update(hashes)
         return await self._db.write(run)
 
     async def page(
@@ -344,3 +360,39 @@ class CollectorFiles:
         await self.manifests.add(
             offer.source, offer.seq, offer.path, offer.size, offer.mtime_ns, offer.sha256, peer.source
         )
+
+    async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[tuple[str, int]]:
+        def run(c: sqlite3.Connection) -> list[tuple[str, int, bytes, bytes]]:
+            sql = "SELECT sha256 FROM files WHERE source = ? AND seq = ?"
+            found = (
+                (source, seq, sha, c.execute(sql, (source, seq)).fetchone()) for source, seq, sha in files
+            )
+            return [(source, seq, sha, bytes(row[0])) for source, seq, sha, row in found if row is not None]
+
+        stored = await self.manifests.read_with(run)
+        known: set[tuple[str, int]] = set()
+        check: list[tuple[tuple[str, int], bytes]] = []
+        for source, seq, sha, held in stored:
+            if held != sha:
+                log.warning(
+                    "file %s:%d offered with other content than stored; the first is kept", source, seq
+                )
+                known.add((source, seq))
+            else:
+                check.append(((source, seq), sha))
+        if check:
+            # As file_known: damaged content is set aside and taken again, lost content is taken again.
+            known.update(await asyncio.to_thread(self._still_held, check))
+        return known
+
+    def _still_held(self, check: list[tuple[tuple[str, int], bytes]]) -> list[tuple[str, int]]:
+        held = []
+        for key, sha in check:
+            if sha in self.manifests._bad:
+                self.manifests.content.quarantine(sha)
+            elif self.manifests.content.has(sha):
+                held.append(key)
+        return held
+
+    async def file_commit_many(self, peer: Authenticated, offers: list[FileOffer]) -> None:
+        await self.manifests.add_many(offers, peer.source)

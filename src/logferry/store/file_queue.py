@@ -127,10 +127,14 @@ class FileQueueStore:
         return [OutgoingFile(self.source, s, p, n, m, bytes(h), Path(p)) for s, p, n, m, h in rows]
 
     async def settle(self, seq: int, state: FileState) -> None:
+        await self.settle_many([seq], state)
+
+    async def settle_many(self, seqs: list[int], state: FileState) -> None:
+        now = time.time_ns()
         await self._db.write(
-            lambda c: c.execute(
+            lambda c: c.executemany(
                 "UPDATE files SET state = ?, settled_ns = ? WHERE seq = ? AND state = ?",
-                (int(state), time.time_ns(), seq, int(FileState.PENDING)),
+                [(int(state), now, seq, int(FileState.PENDING)) for seq in seqs],
             )
         )
 

@@ -3,8 +3,10 @@
 Used by the agent (its file queue → the relay) and by the relay (its file outbox → the collector), each on
 a logferry/1 session of its own beside the record batches, so a large file never holds logs back. The
 session, handshake, reconnect and backoff are the ``Sender``'s; only the pump differs: up to
-``FILES_IN_FLIGHT`` files are in transfer at once, each in a task of its own. A small file travels in one
-frame (``FileWhole``); a larger one is offered, its chunks are sent from the offset the server names (at
+``FILES_IN_FLIGHT`` files are in transfer at once, each in a task of its own. Small files travel many to
+a frame (``FileBundle``, up to ``BUNDLES_IN_FLIGHT`` bundles at once, each settled by its one answer in one
+queue commit) when the session speaks protocol version 2, else one frame each (``FileWhole``); a larger
+one is offered, its chunks are sent from the offset the server names (at
 most two chunks beyond the last ``FileProgress``, so a cut costs at most two chunks again per file), then
 ``FileDone``. Only a ``FileAck`` lets the queue forget a file.
 
@@ -22,18 +24,29 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from logferry.errors import ProtocolError, TransportError
-from logferry.protocol.connection import ClientConnection, FileAnswered, PeerClosed
-from logferry.protocol.files import FILES_IN_FLIGHT
+from logferry.protocol.connection import BundleAnswered, ClientConnection, FileAnswered, PeerClosed
+from logferry.protocol.files import (
+    BUNDLE_FILES,
+    BUNDLE_OVERHEAD_BYTES,
+    BUNDLES_IN_FLIGHT,
+    FILES_IN_FLIGHT,
+    entry_bytes,
+)
 from logferry.protocol.messages import (
     Ack,
+    BundledFile,
     Code,
     FileAck,
+    FileBundle,
+    FileBundleAck,
     FileCancel,
     FileChunk,
     FileDone,
@@ -54,6 +67,7 @@ CHUNK_BYTES = 4 << 20  # per FileChunk (capped below the receiver's frame limit)
 POLL_S = 1.0
 WHOLE_MAX_BYTES = 256 << 10  # files up to this size travel in one FileWhole frame
 CHUNKED_IN_FLIGHT = 4  # larger files in transfer at once (each has its own two-chunk window)
+BUNDLE_MAX_BYTES = 4 << 20  # a FileBundle frame carries at most this much (and at most BUNDLE_FILES files)
 REFILL_STEP = FILES_IN_FLIGHT // 4
 _WHOLE, _CHUNKED = "file-whole", "file-chunked"  # task names: which kind of transfer a task runs
 
@@ -94,6 +108,7 @@ class OutgoingFile:
     sha256: bytes
     local: Path  # where to read the content from here
     growing: Growing | None = None  # still arriving here (cut-through): read only what is durable
+    load: Callable[[], bytes | None] | None = None  # reads the content when it is not a file at ``local``
 
     def offer(self) -> FileOffer:
         return FileOffer(self.source, self.seq, self.path, self.size, self.mtime_ns, self.sha256)
@@ -108,6 +123,10 @@ class FileQueue(Protocol):
         """The next hop durably holds the file."""
         ...
 
+    async def acked_many(self, items: list[OutgoingFile]) -> None:
+        """The next hop durably holds these files (a bundle): ``acked`` for each, in one commit."""
+        ...
+
     async def refused(self, item: OutgoingFile, nack: FileNack) -> None:
         """The next hop refused the file for good (``nack.retry`` is false), e.g. it changed while sent."""
         ...
@@ -119,7 +138,8 @@ class FileSenderStats:
     bytes_sent: int = 0
     bytes_resent: int = 0  # bytes sent again after a cut (the server had not confirmed them)
     resumes: int = 0  # offers answered with a non-zero offset
-    whole: int = 0  # files sent in one frame
+    whole: int = 0  # files sent in one frame (alone or in a bundle)
+    bundles: int = 0  # FileBundle frames sent
     cut_through: int = 0  # files forwarded while still arriving
 
 
@@ -156,21 +176,35 @@ class FileSender(Sender):
         self._sent_upto: dict[Key, int] = {}  # how far each file got before a cut
         self._sent_ends: dict[Key, list[int]] = {}  # end offsets of each file's last chunks sent
         self._file_answers: dict[Key, asyncio.Queue[Answer]] = {}
+        self._bundle_answers: dict[int, asyncio.Future[FileBundleAck]] = {}
+        self._bundle_ids = 0
 
     async def _pump(self, wire: Wire[ClientConnection], stopping: asyncio.Event) -> None:
         reader = asyncio.ensure_future(self._read_answers(wire))
         stop_wait = asyncio.ensure_future(stopping.wait())
         transfers: dict[Key, asyncio.Task[None]] = {}
+        bundles: dict[asyncio.Task[None], list[OutgoingFile]] = {}  # in flight, with their files
         exhausted = True
         try:
             while not stopping.is_set():
                 room = FILES_IN_FLIGHT - len(transfers)
+                bundle_room = wire.conn.bundles and len(bundles) < BUNDLES_IN_FLIGHT
                 # Refill in steps of a quarter window (one queue read each), or at once after a wake-up.
-                if room >= REFILL_STEP or (room > 0 and (exhausted or self._wake.is_set())):
+                if room >= REFILL_STEP or bundle_room or (room > 0 and (exhausted or self._wake.is_set())):
                     self._wake.clear()
-                    batch = await self.files.next_files(room + len(transfers))
-                    fresh = [f for f in batch if (f.source, f.seq) not in transfers]
-                    exhausted = len(fresh) <= room
+                    bundled = {(f.source, f.seq) for items in bundles.values() for f in items}
+                    want = room + len(transfers) + len(bundled)
+                    if bundle_room:
+                        want += BUNDLE_FILES * (BUNDLES_IN_FLIGHT - len(bundles))
+                    batch = await self.files.next_files(want)
+                    fresh = [
+                        f
+                        for f in batch
+                        if (f.source, f.seq) not in transfers and (f.source, f.seq) not in bundled
+                    ]
+                    exhausted = len(batch) < want
+                    if wire.conn.bundles:
+                        fresh = self._bundle_up(wire, fresh, bundles, reader)
                     chunked = sum(1 for t in transfers.values() if t.get_name() == _CHUNKED)
                     for item in fresh:
                         if len(transfers) >= FILES_IN_FLIGHT:
@@ -184,7 +218,7 @@ class FileSender(Sender):
                         transfers[key] = asyncio.create_task(
                             self._ship(wire, item, reader), name=_WHOLE if whole else _CHUNKED
                         )
-                waiting: set[asyncio.Future[Any]] = {reader, stop_wait, *transfers.values()}
+                waiting: set[asyncio.Future[Any]] = {reader, stop_wait, *transfers.values(), *bundles}
                 wake = None
                 if exhausted:
                     # The poll catches files queued by someone who cannot notify us (an operator's release).
@@ -202,21 +236,63 @@ class FileSender(Sender):
                     if task.done():
                         del transfers[key]
                         task.result()  # a transfer's error ends the session (the Sender reconnects)
+                for task in [t for t in bundles if t.done()]:
+                    del bundles[task]
+                    task.result()
         finally:
             reader.cancel()
             stop_wait.cancel()
-            for task in transfers.values():
+            running = [*transfers.values(), *bundles]
+            for task in running:
                 task.cancel()
-            if transfers:
-                await asyncio.wait(transfers.values())
+            if running:
+                await asyncio.wait(running)
             self._file_answers.clear()
+            self._bundle_answers.clear()
+
+    def _bundle_up(
+        self,
+        wire: Wire[ClientConnection],
+        fresh: list[OutgoingFile],
+        bundles: dict[asyncio.Task[None], list[OutgoingFile]],
+        reader: asyncio.Future[None],
+    ) -> list[OutgoingFile]:
+        """Start bundles of the small files among ``fresh`` while bundles may be sent; the others are
+        returned (small files for which no bundle has room wait for the next refill)."""
+        budget = min(BUNDLE_MAX_BYTES, wire.conn.peer_max_frame_bytes) - BUNDLE_OVERHEAD_BYTES
+        rest: list[OutgoingFile] = []
+        group: list[OutgoingFile] = []
+        size = 0
+
+        def start() -> None:
+            nonlocal group, size
+            if group and len(bundles) < BUNDLES_IN_FLIGHT:
+                bundles[asyncio.create_task(self._ship_bundle(wire, group, reader))] = group
+            group, size = [], 0
+
+        for item in fresh:
+            need = entry_bytes(item.offer())
+            if item.growing is not None or need > budget or not self._goes_whole(wire.conn, item):
+                rest.append(item)
+                continue
+            if len(group) >= BUNDLE_FILES or size + need > budget:
+                start()
+            if len(bundles) < BUNDLES_IN_FLIGHT:
+                group.append(item)
+                size += need
+        start()
+        return rest
 
     async def _read_answers(self, wire: Wire[ClientConnection]) -> None:
         while True:
             event = await wire.next_event()
             if event is None:
                 raise TransportError(f"{self.target} closed the connection")
-            if isinstance(event, FileAnswered):
+            if isinstance(event, BundleAnswered):
+                waiting = self._bundle_answers.pop(event.ack.bundle_id, None)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(event.ack)
+            elif isinstance(event, FileAnswered):
                 answer = event.answer
                 queue = self._file_answers.get((answer.source, answer.seq))
                 if queue is not None:  # the core checked it is in transfer, so a task awaits it
@@ -236,6 +312,59 @@ class FileSender(Sender):
             return get.result()
         reader.result()  # raises what ended the session
         raise TransportError(f"the session with {self.target} ended")
+
+    async def _ship_bundle(
+        self, wire: Wire[ClientConnection], items: list[OutgoingFile], reader: asyncio.Future[None]
+    ) -> None:
+        """Send small files in one FileBundle; settle each by the one FileBundleAck."""
+        contents = await asyncio.to_thread(_read_all, items)
+        sendable: list[tuple[OutgoingFile, bytes]] = []
+        for item, content in zip(items, contents, strict=True):
+            if isinstance(content, FileChanged):
+                await self.files.refused(
+                    item, FileNack(item.source, item.seq, int(Code.MALFORMED), str(content), False)
+                )
+            else:
+                sendable.append((item, content))
+        if not sendable:
+            return
+        self._bundle_ids += 1
+        bundle_id = self._bundle_ids
+        entries = [BundledFile(i.source, i.seq, i.path, i.size, i.mtime_ns, i.sha256, d) for i, d in sendable]
+        answer: asyncio.Future[FileBundleAck] = asyncio.get_running_loop().create_future()
+        self._bundle_answers[bundle_id] = answer
+        try:
+            await wire.write(wire.conn.send_bundle(FileBundle(bundle_id, entries), wire.now()))
+            self.file_stats.bundles += 1
+            self.file_stats.whole += len(entries)
+            self.file_stats.bytes_sent += sum(len(e.data) for e in entries)
+            waiting: set[asyncio.Future[Any]] = {answer, reader}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._bundle_answers.pop(bundle_id, None)
+        if answer not in done:
+            reader.result()  # raises what ended the session
+            raise TransportError(f"the session with {self.target} ended")
+        ack = answer.result()
+        refused = {(n.source, n.seq): n for n in ack.refused}
+        held = [item for item, _ in sendable if (item.source, item.seq) not in refused]
+        if held:
+            self.file_stats.files += len(held)
+            await self.files.acked_many(held)
+        again: FileNack | None = None
+        for item, _ in sendable:
+            nack = refused.get((item.source, item.seq))
+            if nack is None:
+                continue
+            if nack.retry:
+                again = again or nack
+                continue
+            log.warning("%s refused file %s:%d (%s): %s", self.target, item.source, item.seq, item.path,
+                        nack.reason)  # fmt: skip
+            await self.files.refused(item, nack)
+        if again is not None:
+            why = f"{self.target} refused file {again.source}:{again.seq} of a bundle for now: {again.reason}"
+            raise ProtocolError(why, again.code)
 
     async def _ship(
         self, wire: Wire[ClientConnection], item: OutgoingFile, reader: asyncio.Future[None]
@@ -313,7 +442,7 @@ class FileSender(Sender):
         if growing is not None:
             self.file_stats.cut_through += 1
         try:
-            f = await asyncio.to_thread(item.local.open, "rb")
+            f = await asyncio.to_thread(_open_content, item)
         except OSError as exc:
             why = f"cannot open {item.local}: {exc}"
             await self._cancel(wire, item, FileAbandoned(why, discard=growing is None))
@@ -410,15 +539,35 @@ def _read_piece(f: BinaryIO, size: int, digest: hashlib._Hash | None) -> bytes:
 
 
 def _read_whole(item: OutgoingFile) -> bytes:
-    """A small file's content, checked against its manifest (size and sha256); raises FileChanged."""
+    """A small file's content (``item.load()`` when it has it, else the file at ``item.local``), checked
+    against its manifest (size and sha256); raises FileChanged."""
     try:
-        with item.local.open("rb") as f:
-            data = f.read(item.size + 1)
+        data = item.load() if item.load is not None else None
+        if data is None:
+            with item.local.open("rb") as f:
+                data = f.read(item.size + 1)
     except OSError as exc:
         raise FileChanged(f"cannot read {item.local}: {exc}") from exc
     if len(data) != item.size or hashlib.sha256(data).digest() != item.sha256:
         raise FileChanged(f"{item.local} no longer has the content its manifest names")
     return data
+
+
+def _open_content(item: OutgoingFile) -> BinaryIO:
+    """The content to send in chunks: from the store when it is not a file (``load``), else the file."""
+    data = item.load() if item.load is not None else None
+    return io.BytesIO(data) if data is not None else item.local.open("rb")
+
+
+def _read_all(items: list[OutgoingFile]) -> list[bytes | FileChanged]:
+    """Each small file's content (``_read_whole``), or why it cannot be sent as its manifest says."""
+    out: list[bytes | FileChanged] = []
+    for item in items:
+        try:
+            out.append(_read_whole(item))
+        except FileChanged as exc:
+            out.append(exc)
+    return out
 
 
 def _hash_prefix(f: BinaryIO, digest: hashlib._Hash, size: int) -> None:

@@ -25,6 +25,7 @@ from logferry.errors import AuthError, ProtocolError, RemoteProtocolError, Store
 from logferry.protocol.connection import (
     Authenticated,
     BatchReceived,
+    BundleReceived,
     ChunkReceived,
     FileCancelled,
     FileFinished,
@@ -40,9 +41,11 @@ from logferry.protocol.messages import (
     NONCE_BYTES,
     Batch,
     Code,
+    FileBundle,
     FileCancel,
     FileChunk,
     FileDone,
+    FileNack,
     FileOffer,
     FileWhole,
     ItemsAnswer,
@@ -126,6 +129,11 @@ class FileSink(Protocol):
         """The client stopped sending the file: keep its partial for a resume, or delete it (``discard``)."""
         ...
 
+    async def file_bundle(self, peer: Authenticated, bundle: FileBundle) -> list[FileNack]:
+        """Many small files: verify, make durable and journal each; return only then, with the refusals
+        (raising BatchRefused refuses them all)."""
+        ...
+
 
 class BatchSink(Protocol):
     async def opened(self, peer: Authenticated, address: str) -> int:
@@ -164,6 +172,10 @@ class SessionCounters:
     def tls_failed(self) -> None:
         """A TLS handshake failed, before any logferry/1 byte: counted beside the protocol's codes."""
         self.refused["TLS_HANDSHAKE"] = self.refused.get("TLS_HANDSHAKE", 0) + 1
+
+
+def _refuse_all(bundle: FileBundle, code: Code, reason: str, retry: bool) -> list[FileNack]:
+    return [FileNack(f.source, f.seq, int(code), reason[:200], retry) for f in bundle.files]
 
 
 def _file_message(
@@ -282,6 +294,10 @@ class _Session:
                     task = asyncio.create_task(self._answer(event.query))
                     self._commits.add(task)
                     task.add_done_callback(self._commits.discard)
+                elif isinstance(event, BundleReceived):
+                    task = asyncio.create_task(self._bundle(event.bundle))
+                    self._commits.add(task)
+                    task.add_done_callback(self._commits.discard)
                 elif isinstance(event, FileOffered):
                     await self._file_event(event)  # inline: the next frames of this file need its state
                 elif isinstance(event, ChunkReceived | FileCancelled | FileFinished | WholeReceived):
@@ -366,6 +382,28 @@ class _Session:
             log.error("cannot answer a reconciliation query from %s: %s", self.address, exc)
             self._failure = exc
             self.wire.reader.feed_eof()
+
+    async def _bundle(self, bundle: FileBundle) -> None:
+        assert self.peer is not None
+        conn = self.wire.conn
+        try:
+            if not isinstance(self.sink, FileSink):
+                raise BatchRefused(Code.PROTOCOL, "this server does not take files", retry=False)
+            refused = await self.sink.file_bundle(self.peer, bundle)
+        except BatchRefused as exc:
+            log.warning("refused file bundle %d from %s: %s", bundle.bundle_id, self.address, exc.reason)
+            refused = _refuse_all(bundle, exc.code, exc.reason, exc.retry)
+        except (StoreError, OSError) as exc:
+            log.error("cannot store file bundle %d from %s: %s", bundle.bundle_id, self.address, exc)
+            reason = "the receiver could not store the file; retry later"
+            refused = _refuse_all(bundle, Code.STORE_FAILED, reason, True)
+        if conn.state is State.CLOSED:
+            return  # stored, but the peer is gone: it sends them again and they are acknowledged at once
+        try:
+            await self.wire.write(conn.file_bundle_ack(bundle.bundle_id, refused))
+        except (ProtocolError, TransportError) as exc:
+            self._failure = exc
+            self.wire.reader.feed_eof()  # wake the read loop so the session ends
 
     async def _file_in_order(
         self, event: ChunkReceived | FileCancelled | FileFinished | WholeReceived

@@ -1,0 +1,91 @@
+"""Small contents as rows of one SQLite table: the small table of ``ContentStore`` (``store/content.py``).
+
+One connection, shared by worker threads behind a lock (``check_same_thread=False``); WAL with
+``synchronous=FULL``, so an insert is durable when ``insert`` returns. A delete is not flushed at once: the
+next insert's commit flushes it, and a delete lost in a crash leaves only a row nobody names. SQLite errors
+are raised as OSError, like a file store's. This module never verifies content (its caller does, before
+``insert``) and never replaces a row (INSERT OR IGNORE: content is stored once per sha256).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+_SCHEMA = (
+    # A rowid table (not WITHOUT ROWID): rows of up to hundreds of KiB are what SQLite advises it for.
+    "CREATE TABLE IF NOT EXISTS content (sha256 BLOB PRIMARY KEY, data BLOB NOT NULL)"
+)
+
+
+class SmallTable:
+    """The rows of small contents: one SQLite connection shared by worker threads behind a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        with self._guard():
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(_SCHEMA)
+            except BaseException:
+                conn.close()
+                raise
+        self._conn: sqlite3.Connection | None = conn
+        self._durable = True  # synchronous=FULL is in effect
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise OSError(f"the small-content table {self.path} failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _use(self, durable: bool | None = None) -> Iterator[sqlite3.Connection]:
+        """The connection, exclusively; for a write, ``durable`` says whether its commit is flushed."""
+        with self._lock, self._guard():
+            if self._conn is None:
+                raise OSError(f"the small-content table {self.path} is closed")
+            if durable is not None and durable != self._durable:
+                self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
+            yield self._conn
+
+    def insert(self, rows: list[tuple[bytes, bytes]]) -> None:
+        """Store ``(sha256, data)`` rows not stored yet, in one transaction, durable when it returns."""
+        with self._use(durable=True) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR IGNORE INTO content (sha256, data) VALUES (?, ?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def has(self, sha256: bytes) -> bool:
+        with self._use() as conn:
+            return conn.execute("SELECT 1 FROM content WHERE sha256 = ?", (sha256,)).fetchone() is not None
+
+    def load(self, sha256: bytes) -> bytes | None:
+        with self._use() as conn:
+            row = conn.execute("SELECT data FROM content WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def delete(self, sha256: bytes) -> None:
+        # Not flushed: the WAL makes it durable with the next insert; lost in a crash, it only leaves a
+        # row nobody names (as an unlink whose directory was not fsynced).
+        with self._use(durable=False) as conn:
+            conn.execute("DELETE FROM content WHERE sha256 = ?", (sha256,))
+
+    def close(self) -> None:
+        with self._lock, self._guard():
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
