@@ -12,8 +12,9 @@ checked against the offer, and it is renamed to its content address and the dire
 any moment leaves either no file at the address or the complete, verified one, never a partial one. Content
 already stored is not stored twice (the partial is simply removed). A partial survives a restart: its size is
 the resume offset, and its prefix is hashed again from disk before more bytes are appended. Small files that
-arrive whole are stored in groups (``put_many``): written under temporary names, made durable with one flush
-for the group, renamed, and the renames made durable with one more.
+arrive whole are stored in groups (``put_many``): written under temporary names in ``<root>/incoming/`` (new
+inodes made in one directory stay close on disk: creating them cost ~1.8x less than in their 256 directories),
+made durable with one flush for the group, renamed, and the renames made durable with one more.
 
 The small table (``small_max_bytes`` > 0, the relay): creating a file costs the kernel far more than the bytes
 in it, so content of at most ``small_max_bytes`` stored by ``put_many`` becomes a row of the SQLite database
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 import os
 import sys
 import threading
@@ -191,14 +193,13 @@ PARALLEL_WRITES_MIN = 32  # files of one put_many written by two threads from th
 _WRITERS = ThreadPoolExecutor(2, thread_name_prefix="content-write")  # its threads start on first use
 
 
+_TEMP_IDS = itertools.count()  # temporary names are unique in the process, whatever runs at once
+
+
 def _write_temps(writes: list[tuple[Path, bytes]]) -> None:
-    """Write each content to its temporary name (its directory made if need be); fsync each only where
-    there is no syncfs to flush them all at once."""
-    made: set[Path] = set()
+    """Write each content to its temporary name; fsync each only where there is no syncfs to flush them
+    all at once."""
     for temp, data in writes:
-        if temp.parent not in made:
-            temp.parent.mkdir(parents=True, exist_ok=True)
-            made.add(temp.parent)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             view = memoryview(data)
@@ -222,6 +223,13 @@ class ContentStore:
         self.root = root
         self.partials = root / "partial"
         self.partials.mkdir(parents=True, exist_ok=True)
+        # Small files are written here, then renamed to their address: new inodes made in one directory
+        # stay close together on disk, which made creating them ~1.8x cheaper than in 256 directories.
+        self.incoming = root / "incoming"
+        for lane in ("0", "1"):
+            (self.incoming / lane).mkdir(parents=True, exist_ok=True)
+            for left in (self.incoming / lane).iterdir():
+                left.unlink(missing_ok=True)  # a put_many a crash interrupted: nothing names it
         if not (root / LAYOUT_FILE).exists():
             _move_to_layout_2(root)
         self.small_max_bytes = small_max_bytes
@@ -289,8 +297,8 @@ class ContentStore:
         """Store small files received in one piece, ``(data, sha256)`` each, with amortized durability.
 
         Each is verified first. Content of at most ``small_max_bytes`` becomes a row: all of them in one
-        transaction, committed before this returns. Any other is written under a temporary name in its
-        directory, all are made durable at once, then renamed to their addresses, and the renames made
+        transaction, committed before this returns. Any other is written under a temporary name in
+        ``incoming/``, all are made durable at once, then renamed to their addresses, and the renames made
         durable at once. A crash at any moment leaves no address or row holding anything but its complete,
         verified content. Returns, per item, None (stored, or held already) or the ContentMismatch that
         refused it. Identical content is kept once.
@@ -311,10 +319,13 @@ class ContentStore:
             if self.small is not None and len(data) <= self.small_max_bytes:
                 rows[sha256] = data  # a row held already is kept (INSERT OR IGNORE)
                 continue
-            writes.append((target.parent / f".{target.name}.tmp", data))  # hidden from content listings
-            moves.append((writes[-1][0], target))
+            # Two writers on a large group, each in a directory of its own (a directory's entries are
+            # created one at a time): creating files is the kernel's slowest part here.
+            lane = len(moves) % 2 if len(items) >= PARALLEL_WRITES_MIN else 0
+            temp = self.incoming / str(lane) / f"{target.name}.{next(_TEMP_IDS)}.tmp"
+            writes.append((temp, data))
+            moves.append((temp, target))
             moving.add(sha256)
-        # Creating files is the kernel's slowest part here: two threads overlap it on a large group.
         if len(writes) >= PARALLEL_WRITES_MIN:
             list(_WRITERS.map(_write_temps, [writes[0::2], writes[1::2]]))
         else:
@@ -325,7 +336,11 @@ class ContentStore:
         if not moves:
             return verdicts
         self._sync_all()  # the content is durable before any address names it
+        made: set[Path] = set()
         for temp, target in moves:
+            if target.parent not in made:
+                target.parent.mkdir(exist_ok=True)
+                made.add(target.parent)
             os.replace(temp, target)
         if _SYNCFS:
             self._sync_all()
