@@ -35,6 +35,28 @@ def test_a_folder_arrives_whole_and_identical_content_is_stored_once(procs: Proc
     import hashlib
 
     assert hashlib.sha256(got.content).hexdigest() == one["sha256"]
+    # /metrics: 12 files each side, 8 small ones in a bundle or one frame, 4 chunked; nothing left to forward
+    total = 2 * (0 + 1 + 4095 + 70_000 + (1 << 20) + (1 << 20) + 3)
+    for base, role in ((chain.relay.address("api"), "relay"), (chain.collector.address("api"), "collector")):
+        got_metrics = metric_values(httpx.get(f"http://{base}/metrics", trust_env=False).text)
+        assert got_metrics[f"logferry_{role}_files_stored_total"] == 12
+        assert got_metrics[f"logferry_{role}_files_whole_total"] == 8
+        assert got_metrics[f"logferry_{role}_file_bytes_received_total"] == total
+        if role == "relay":
+            assert got_metrics["logferry_relay_files_forwarded_total"] == 12
+            assert got_metrics["logferry_relay_file_bytes_sent_total"] == total
+            assert got_metrics["logferry_relay_file_outbox_files"] == 0
+            assert got_metrics["logferry_relay_file_bundles_sent_total"] >= 1  # the small ones went bundled
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """Unlabelled samples of a Prometheus text page."""
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if line and not line.startswith("#") and "{" not in name:
+            out[name] = float(value)
+    return out
 
 
 def test_a_held_file_arrives_once_released(procs: Procs, tmp_path: Path) -> None:

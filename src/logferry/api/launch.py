@@ -33,9 +33,11 @@ if TYPE_CHECKING:
     from logferry.reconcile.relay_side import Reconciler
     from logferry.roles.server import PeerTable
     from logferry.store.audit import AuditLog
+    from logferry.store.file_intake import FileIntake
     from logferry.store.file_manifests import FileManifests
     from logferry.store.journal import Journal
     from logferry.store.records import RecordStore
+    from logferry.transport.file_sender import FileSender
     from logferry.transport.sender import Sender
     from logferry.transport.serve import SessionCounters
 
@@ -52,6 +54,7 @@ class RoleView:
     counters: SessionCounters
     audit: AuditLog
     listen: dict[str, str] = field(default_factory=dict)
+    intake: FileIntake | None = None  # whole files received on the logferry/1 port (None: not open yet)
     started_ns: int = field(default_factory=time.time_ns)
     started_monotonic: float = field(default_factory=time.monotonic)
 
@@ -63,6 +66,7 @@ class RelayView(RoleView):
     config: RelayConfig
     reconciler: Reconciler  # reconcile now, the missing list and its operator actions
     gaps: AgentGaps | None = None  # holes in agents' seqs; "ask the device" (None: no agents' port)
+    file_sender: FileSender | None = None  # whole files on their way to the collector
     throughput: Throughput = field(default_factory=Throughput)  # records/bytes in and out since start
     rates: RateHistory | None = None  # sampled rates of ``throughput`` (None until the role samples)
 

@@ -27,7 +27,9 @@ from logferry.api.launch import CollectorView, RelayView, RoleView
 from logferry.api.problems import error_responses
 from logferry.api.rates import oldest_unacked_outbox_ns
 from logferry.model import Fate
+from logferry.store import journal_files
 from logferry.store.missing import MissingKind, MissingState
+from logferry.transport.file_sender import FileSender
 
 
 @dataclass
@@ -81,6 +83,7 @@ def _common(view: RoleView, role: str) -> list[Sample]:
             counter=True,
         ),
     ]
+    out += _file_samples(view, role)
     for code, n in sorted(view.counters.refused.items()):
         out.append(
             Sample(
@@ -92,6 +95,42 @@ def _common(view: RoleView, role: str) -> list[Sample]:
             )
         )
     return out
+
+
+def _file_samples(view: RoleView, role: str) -> list[Sample]:
+    """Whole files received on the logferry/1 port (docs/PROTOCOL.md §13)."""
+    if view.intake is None:
+        return []
+    st = view.intake.stats
+    return [
+        Sample(f"logferry_{role}_files_stored", "files received, verified and journaled since start",
+               st.files, counter=True),
+        Sample(f"logferry_{role}_files_whole", "files stored that came in one frame or a bundle",
+               st.whole, counter=True),
+        Sample(f"logferry_{role}_files_already_held", "offered files acknowledged at once (held already)",
+               st.already_held, counter=True),
+        Sample(f"logferry_{role}_file_bytes_received", "file content bytes received (chunks, whole files)",
+               st.bytes_received + st.whole_bytes, counter=True),
+        Sample(f"logferry_{role}_file_bytes_resumed", "bytes a resumed transfer did not need again",
+               st.bytes_resumed, counter=True),
+    ]  # fmt: skip
+
+
+def _file_sender_samples(sender: FileSender) -> list[Sample]:
+    """Whole files on their way to the collector."""
+    st = sender.file_stats
+    return [
+        Sample("logferry_relay_files_forwarded", "files the collector acknowledged since start", st.files,
+               counter=True),
+        Sample("logferry_relay_file_bundles_sent", "FileBundle frames sent (small files)", st.bundles,
+               counter=True),
+        Sample("logferry_relay_file_bytes_sent", "file content bytes sent to the collector", st.bytes_sent,
+               counter=True),
+        Sample("logferry_relay_file_bytes_resent", "file bytes sent again after a cut", st.bytes_resent,
+               counter=True),
+        Sample("logferry_relay_files_cut_through", "files forwarded while they still arrived", st.cut_through,
+               counter=True),
+    ]  # fmt: skip
 
 
 async def relay_samples(view: RelayView) -> list[Sample]:
@@ -128,6 +167,12 @@ async def relay_samples(view: RelayView) -> list[Sample]:
         Sample("logferry_relay_forwarded_bytes", "outbox bytes the collector acknowledged since start",
                t.bytes_out, counter=True),
     ]  # fmt: skip
+    if view.file_sender is not None:
+        out += _file_sender_samples(view.file_sender)
+        waiting = await view.journal.read_with(journal_files.outbox_count)
+        out.append(
+            Sample("logferry_relay_file_outbox_files", "files the collector has not acknowledged", waiting)
+        )
     oldest = await view.journal.read_with(oldest_unacked_outbox_ns)
     lag_s = 0.0 if oldest is None else max(0.0, (time.time_ns() - oldest) / 1e9)
     lag_help = "age of the oldest outbox batch the collector has not acknowledged"

@@ -169,7 +169,7 @@ class Collector:
             view = CollectorView(name=cfg.name, token=secret, peers=sink.relays, counters=listener.counters,
                                  audit=audit, store=store, config=cfg, files=manifests,
                                  analysis=follower if miner is not None else None,
-                                 listen={"logferry": address})  # fmt: skip
+                                 listen={"logferry": address}, intake=sink.files)  # fmt: skip
             api = await start_api(view, "collector", cfg.api_listen)
             if api is not None:
                 view.listen["api"] = api.address

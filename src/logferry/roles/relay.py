@@ -257,7 +257,8 @@ class Relay:
             view = RelayView(name=cfg.name, token=secret, peers=sink.peers,
                              counters=listener.counters, audit=audit, journal=journal, sender=sender,
                              config=cfg, listen=listen, reconciler=reconciler, gaps=sink.gaps,
-                             throughput=throughput, rates=rates)  # fmt: skip
+                             throughput=throughput, rates=rates, intake=sink.files,
+                             file_sender=file_sender)  # fmt: skip
             api = await start_api(view, "relay", cfg.api_listen)
             if api is not None:
                 view.listen["api"] = api.address

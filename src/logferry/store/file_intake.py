@@ -100,6 +100,7 @@ class IntakeStats:
     files: int = 0  # transfers completed and committed
     whole: int = 0  # of which arrived in one frame
     bytes_received: int = 0  # chunk bytes that reached the disk
+    whole_bytes: int = 0  # bytes of files stored that arrived in one frame or a bundle
     bytes_resumed: int = 0  # bytes not asked for again because a partial already held them
     already_held: int = 0  # offers acknowledged at once
 
@@ -275,6 +276,7 @@ class FileIntake:
         await self.ledger.file_commit(peer, offer)
         self.stats.files += 1
         self.stats.whole += 1
+        self.stats.whole_bytes += whole.size
         log.debug("stored file %s:%d (%s, %d bytes) received in one frame", whole.source, whole.seq,
                   whole.path, whole.size)  # fmt: skip
 
@@ -300,6 +302,7 @@ class FileIntake:
             await self.ledger.file_commit_many(peer, good)
         self.stats.files += len(good)
         self.stats.whole += len(good)
+        self.stats.whole_bytes += sum(o.size for o in good)
         log.debug("stored %d files of bundle %d from %s (%d held already, %d refused)", len(good),
                   bundle.bundle_id, peer.source, len(known), len(refused))  # fmt: skip
         return refused

@@ -77,6 +77,12 @@ def outbox(conn: sqlite3.Connection, limit: int) -> list[FileItem]:
     return [_item(r) for r in rows]
 
 
+def outbox_count(conn: sqlite3.Connection) -> int:
+    """How many files wait for the collector's acknowledgement."""
+    sql = "SELECT COUNT(*) FROM file_items WHERE sent = 0 AND fate IN (?, ?)"
+    return int(conn.execute(sql, _OUTGOING).fetchone()[0])
+
+
 def mark_sent(conn: sqlite3.Connection, source: str, seq: int, now_ns: int) -> None:
     conn.execute(
         "UPDATE file_items SET sent = 1, sent_ns = ? WHERE source = ? AND seq = ?", (now_ns, source, seq)
