@@ -64,8 +64,9 @@ def test_operator_resends_a_missing_file_and_it_arrives_with_its_sha256(
 
         rows.first.locator(".q-checkbox").click()
         group.get_by_role("button", name="Resend selected").click()
-        dialog = page.locator(".q-dialog")
-        expect(dialog).to_contain_text("Resend 1 entry to the collector?")
+        # the Reconcile dialog may still be fading out beside it: take the one that asks about the resend
+        dialog = page.locator(".q-dialog").filter(has_text="Resend 1 entry to the collector?")
+        expect(dialog).to_have_count(1)
         dialog.get_by_role("button", name="Resend").click()
         expect(page.get_by_text("1 files", exact=False).first).to_be_visible()
 
