@@ -28,12 +28,6 @@ class Ledger:
     def __init__(self) -> None:
         self.held: dict[tuple[str, int], bytes] = {}
 
-    async def file_known(self, source: str, seq: int, sha256: bytes) -> bool:
-        return (source, seq) in self.held
-
-    async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
-        await self.file_commit_many(peer, [offer])
-
     async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[tuple[str, int]]:
         return {(source, seq) for source, seq, _ in files if (source, seq) in self.held}
 

@@ -39,12 +39,6 @@ class FakeLedger:
         self.committed: list[FileOffer] = []
         self.commits = 0  # calls of file_commit_many
 
-    async def file_known(self, source: str, seq: int, sha256: bytes) -> bool:
-        return any((o.source, o.seq) == (source, seq) for o in self.committed)
-
-    async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
-        self.committed.append(offer)
-
     async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[tuple[str, int]]:
         held = {(o.source, o.seq) for o in self.committed}
         return {(source, seq) for source, seq, _sha in files if (source, seq) in held}

@@ -69,12 +69,6 @@ class RelayFileLedger:
                 self._decided.popitem(last=False)
         return found
 
-    async def file_known(self, source: str, seq: int, sha256: bytes) -> bool:
-        found = await self.journal.read_with(lambda c: journal_files.get(c, source, seq))
-        if found is not None and found.sha256 != sha256:
-            log.warning("file %s:%d offered again with other content; the first version is kept", source, seq)
-        return found is not None
-
     async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[tuple[str, int]]:
         def run(c: sqlite3.Connection) -> list[tuple[str, int, bytes, bytes]]:
             found = ((source, seq, sha, journal_files.get(c, source, seq)) for source, seq, sha in files)
@@ -87,9 +81,6 @@ class RelayFileLedger:
                     "file %s:%d offered again with other content; the first version is kept", source, seq
                 )
         return {(source, seq) for source, seq, _sha, _held in known}
-
-    async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
-        await self.file_commit_many(peer, [offer])
 
     async def file_commit_many(self, peer: Authenticated, offers: list[FileOffer]) -> None:
         now = time.time_ns()

@@ -54,20 +54,13 @@ Key = tuple[str, int]
 class FileLedger(Protocol):
     """Where a role journals the files it received."""
 
-    async def file_known(self, source: str, seq: int, sha256: bytes) -> bool:
-        """True if the item is journaled already (the sender lost our ack): acknowledge without a transfer."""
-        ...
-
-    async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
-        """Journal the item (its content is durable in the content store under ``offer.sha256``)."""
-        ...
-
     async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[Key]:
-        """Of ``(source, seq, sha256)``, the ids journaled already (``file_known`` for many at once)."""
+        """Of ``(source, seq, sha256)``, the ids journaled already (their sender lost our ack): they are
+        acknowledged without a transfer."""
         ...
 
     async def file_commit_many(self, peer: Authenticated, offers: list[FileOffer]) -> None:
-        """Journal the items in one commit (``file_commit`` for many at once)."""
+        """Journal the items in one commit (their content is durable in the content store by sha256)."""
         ...
 
 
@@ -183,7 +176,7 @@ class FileIntake:
         self.stats.offers += 1
         key = (offer.source, offer.seq)
         self._drop(key)  # an earlier connection's transfer of the same item: its handle is stale
-        if await self.ledger.file_known(offer.source, offer.seq, offer.sha256):
+        if await self._known(offer.source, offer.seq, offer.sha256):
             self.stats.already_held += 1
             return None
         partial = await asyncio.to_thread(
@@ -249,7 +242,7 @@ class FileIntake:
                 outcome = Outcome.BAD
                 raise BatchRefused(Code.STORE_FAILED, f"file {done.source}:{done.seq}: {exc}; send it again",
                                    retry=True) from exc  # fmt: skip
-            await self.ledger.file_commit(peer, offer)
+            await self.ledger.file_commit_many(peer, [offer])
             outcome = Outcome.STORED
         finally:
             if found.tapped and self.tap is not None:
@@ -262,7 +255,7 @@ class FileIntake:
     async def file_whole(self, peer: Authenticated, whole: FileWhole) -> None:
         offer = FileOffer(whole.source, whole.seq, whole.path, whole.size, whole.mtime_ns, whole.sha256)
         self._drop((whole.source, whole.seq))
-        if await self.ledger.file_known(whole.source, whole.seq, whole.sha256):
+        if await self._known(whole.source, whole.seq, whole.sha256):
             self.stats.already_held += 1
             return
         try:
@@ -273,12 +266,15 @@ class FileIntake:
                 f"file {whole.source}:{whole.seq}: {exc}; offer the content it has as a new item",
                 retry=False,
             ) from exc
-        await self.ledger.file_commit(peer, offer)
+        await self.ledger.file_commit_many(peer, [offer])
         self.stats.files += 1
         self.stats.whole += 1
         self.stats.whole_bytes += whole.size
         log.debug("stored file %s:%d (%s, %d bytes) received in one frame", whole.source, whole.seq,
                   whole.path, whole.size)  # fmt: skip
+
+    async def _known(self, source: str, seq: int, sha256: bytes) -> bool:
+        return bool(await self.ledger.files_known([(source, seq, sha256)]))
 
     async def file_bundle(self, peer: Authenticated, bundle: FileBundle) -> list[FileNack]:
         """Many small files in one frame: those not journaled yet are verified, made durable together and

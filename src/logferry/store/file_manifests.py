@@ -343,24 +343,6 @@ class CollectorFiles:
     def __init__(self, manifests: FileManifests) -> None:
         self.manifests = manifests
 
-    async def file_known(self, source: str, seq: int, sha256: bytes) -> bool:
-        stored = await self.manifests.get(source, seq)
-        if stored is None:
-            return False
-        if stored.sha256 != sha256:
-            log.warning("file %s:%d offered with other content than stored; the first is kept", source, seq)
-            return True
-        if sha256 in self.manifests._bad:
-            # Reconciliation found this content damaged: set it aside and take the relay's copy.
-            await asyncio.to_thread(self.manifests.content.quarantine, sha256)
-            return False
-        return await asyncio.to_thread(self.manifests.content.has, sha256)
-
-    async def file_commit(self, peer: Authenticated, offer: FileOffer) -> None:
-        await self.manifests.add(
-            offer.source, offer.seq, offer.path, offer.size, offer.mtime_ns, offer.sha256, peer.source
-        )
-
     async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[tuple[str, int]]:
         def run(c: sqlite3.Connection) -> list[tuple[str, int, bytes, bytes]]:
             sql = "SELECT sha256 FROM files WHERE source = ? AND seq = ?"
@@ -381,7 +363,8 @@ class CollectorFiles:
             else:
                 check.append(((source, seq), sha))
         if check:
-            # As file_known: damaged content is set aside and taken again, lost content is taken again.
+            # Content reconciliation found damaged is set aside and taken again (the relay's copy), and
+            # content that was lost is taken again.
             known.update(await asyncio.to_thread(self._still_held, check))
         return known
 
