@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from logferry.protocol.messages import Batch, FileNack, FileOffer, PeerRole
 from logferry.roles.server import FileIntakeSink
 from logferry.store.content import ContentStore
 from logferry.store.file_intake import FileIntake
-from logferry.transport.file_sender import FileSender, OutgoingFile
+from logferry.transport.file_sender import FileSender, Key, OutgoingFile
 from logferry.transport.sender import SenderConfig
 from logferry.transport.serve import ServerLimits, SessionCounters, serve_connection
 
@@ -56,8 +57,8 @@ class Queue:
         self.refusals: list[int] = []
         self.done = asyncio.Event()
 
-    async def next_files(self, limit: int) -> list[OutgoingFile]:
-        return list(self.pending.values())[:limit]
+    async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
+        return [f for key, f in self.pending.items() if key not in busy][:limit]
 
     async def acked_many(self, items: list[OutgoingFile]) -> None:
         for item in items:

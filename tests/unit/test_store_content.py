@@ -243,3 +243,40 @@ def test_a_store_in_the_two_level_layout_is_moved_to_one_level_when_opened(tmp_p
     (tmp_path / "incoming" / "1" / "leftover.7.tmp").write_bytes(b"x")  # a put a crash interrupted
     ContentStore(tmp_path)  # opened again: nothing to move, nothing lost, the leftover cleared
     assert store.has(sha) and not list((tmp_path / "incoming").glob("*/*"))
+
+
+def test_a_sender_takes_rows_just_stored_from_memory_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    (d1, h1), (_, h2), (_, h3) = items = _items(b"one" * 100, b"two" * 100, b"three" * 100)
+    store.put_many(items)
+    with contextlib.closing(sqlite3.connect(tmp_path / "small.sqlite")) as conn, conn:
+        conn.execute("UPDATE content SET data = ? WHERE sha256 = ?", (b"damaged", h1))
+    # What is on disk is what verify and load_small see; the sender gets the row as it was stored, once.
+    assert not store.verify(h1) and store.load_small(h1) == b"damaged"
+    assert store.take_small(h1) == d1
+    assert store.take_small(h1) == b"damaged"  # taken: later reads come from the table
+    store.remove(h2)
+    assert store.take_small(h2) is None  # removed content is not handed out from memory
+    store.quarantine(h3)
+    assert store.take_small(h3) is None
+    # Bounded: the oldest rows kept in memory are dropped first, and then read from the table.
+    monkeypatch.setattr("logferry.store.content.RECENT_BYTES", 1000)
+    many = _items(*(bytes([i]) * 300 for i in range(10)))
+    store.put_many(many)
+    assert store._recent_bytes <= 1000 and list(store._recent) == [h for _, h in many[-3:]]
+    assert all(store.take_small(h) == d for d, h in many)
+    assert store._recent_bytes == 0
+    store.close()
+
+
+def test_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path, small_max_bytes=SMALL_MAX)
+    [(data, h)] = items = _items(b"stored")
+    store.put_many(items)
+    assert store.small is not None
+    with store.small._lock, ThreadPoolExecutor(1) as pool:  # an insert holds the writer (its flush)
+        assert pool.submit(store.load_small, h).result(timeout=5) == data
+        assert pool.submit(store.has, h).result(timeout=5)
+    store.close()

@@ -118,8 +118,21 @@ class FolderWatch:
         ready = [v for v in listing if self._consider(*v, now, known)]
         for gone in set(self._seen) - present:
             del self._seen[gone]
-        for i in range(0, len(ready), QUEUE_BATCH):
-            await self._queue(ready[i : i + QUEUE_BATCH])
+        # The next group is hashed while the previous one commits (its flush): seqs still go in order.
+        adding: asyncio.Task[None] | None = None
+        try:
+            for i in range(0, len(ready), QUEUE_BATCH):
+                hashed = await asyncio.to_thread(_hash_unchanged, ready[i : i + QUEUE_BATCH])
+                if adding is not None:
+                    await adding
+                adding = asyncio.create_task(self._add(hashed)) if hashed else None
+            if adding is not None:
+                await adding
+        finally:
+            if adding is not None and not adding.done():
+                adding.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await adding
 
     def _consider(
         self, path: str, size: int, mtime_ns: int, now: float, known: set[tuple[str, int, int]]
@@ -139,11 +152,8 @@ class FolderWatch:
         self._seen.pop(path, None)
         return True
 
-    async def _queue(self, files: list[tuple[str, int, int]]) -> None:
-        """Hash complete files (in a worker thread) and queue them in one transaction."""
-        hashed = await asyncio.to_thread(_hash_unchanged, files)
-        if not hashed:
-            return
+    async def _add(self, hashed: list[tuple[str, int, int, bytes]]) -> None:
+        """Queue hashed complete files in one transaction."""
         added = await self.queue.add_many(hashed)
         if not added:
             return

@@ -15,7 +15,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -42,7 +42,7 @@ from logferry.store.missing import subtract
 from logferry.store.runs import Range, coalesce, ranges_of
 from logferry.store.spool import Spool
 from logferry.tls import agent_tls
-from logferry.transport.file_sender import FileSender, OutgoingFile
+from logferry.transport.file_sender import FileSender, Key, OutgoingFile
 from logferry.transport.sender import Outgoing, Sender, SenderConfig
 
 log = logging.getLogger("logferry.agent")
@@ -146,22 +146,25 @@ class AgentFiles:
         self.queue = queue
         self.watches = watches
 
-    async def next_files(self, limit: int) -> list[OutgoingFile]:
-        return await self.queue.next_files(limit)
+    async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
+        return await self.queue.next_files(limit, busy)
 
     async def acked(self, item: OutgoingFile) -> None:
         await self.acked_many([item])
 
     async def acked_many(self, items: list[OutgoingFile]) -> None:
         await self.queue.settle_many([item.seq for item in items], FileState.ACKED)
-        done = [(spec, item.local) for item in items if (spec := self._spec_for(item)) is not None]
+        if not any(w.spec.move_to or w.spec.delete_after for w in self.watches):
+            return  # every input keeps its shipped files: no need to know whose each one is
+        # The first watch whose folder holds the file decides; folders globbed once per group, not per file.
+        folders = [(w.spec, set(w.folders())) for w in self.watches]
+        done = [
+            (spec, item.local)
+            for item in items
+            if (spec := next((s for s, found in folders if str(item.local.parent) in found), None))
+        ]
         if done:
             await asyncio.to_thread(_after_acks, done)
-
-    def _spec_for(self, item: OutgoingFile) -> FilesInput | None:
-        """The watch whose folder the file is in (what to do with it once shipped)."""
-        folder = str(item.local.parent)
-        return next((w.spec for w in self.watches if folder in w.folders()), None)
 
     async def refused(self, item: OutgoingFile, nack: FileNack) -> None:
         # Refused for good (it changed while it was sent): the watch queues the new content as a new item.

@@ -24,7 +24,7 @@ import logging
 import sqlite3
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from logferry.model import Fate
@@ -36,7 +36,7 @@ from logferry.store.content import ContentStore, Partial
 from logferry.store.file_intake import FileIntake, Outcome
 from logferry.store.journal import Journal
 from logferry.store.journal_files import FileItem
-from logferry.transport.file_sender import FileAbandoned, OutgoingFile
+from logferry.transport.file_sender import FileAbandoned, Key, OutgoingFile
 
 CUT_THROUGH_MIN_BYTES = 4 << 20  # smaller files gain nothing from being forwarded while they arrive
 LOGGED_EACH = 8  # files of one group logged one line each at info level; a larger group gets a summary
@@ -91,11 +91,7 @@ class RelayFileLedger:
             items.append(FileItem(offer.source, offer.seq, offer.path, offer.size, offer.mtime_ns,
                                   offer.sha256, fate, rule, now, False))  # fmt: skip
 
-        def run(c: sqlite3.Connection) -> None:
-            for item in items:
-                journal_files.commit(c, item)
-
-        await self.journal.write_with(run)
+        await self.journal.write_with(lambda c: journal_files.commit_many(c, items))
         # One line per file, as info for a few, as debug within a large group (one summary line instead).
         each = log.info if len(items) <= LOGGED_EACH else log.debug
         for item in items:
@@ -187,9 +183,13 @@ class LiveFiles:
         if live is not None:
             live.end(outcome)
 
-    def arriving(self, limit: int) -> list[OutgoingFile]:
-        out = []
-        for live in list(self.files.values())[:limit]:
+    def arriving(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
+        out: list[OutgoingFile] = []
+        for key, live in list(self.files.items()):
+            if len(out) >= limit:
+                break
+            if key in busy:
+                continue
             o = live.offer
             out.append(OutgoingFile(o.source, o.seq, o.path, o.size, o.mtime_ns, o.sha256, live.path, live))
         return out
@@ -210,14 +210,15 @@ class RelayFileOutbox:
         self.on_acked = on_acked  # the retention pass may remove older content now
         self.live = live  # files forwarded while they arrive (cut-through)
 
-    async def next_files(self, limit: int) -> list[OutgoingFile]:
+    async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
         # Arriving files first: their agents are sending them now, and the collector should keep pace.
-        arriving = self.live.arriving(limit) if self.live is not None else []
-        items = await self.journal.read_with(lambda c: journal_files.outbox(c, limit))
+        arriving = self.live.arriving(limit, busy) if self.live is not None else []
+        limit -= len(arriving)
+        items = await self.journal.read_with(lambda c: journal_files.outbox(c, limit, busy))
         small = self.content.small_max_bytes
         return arriving + [
             OutgoingFile(f.source, f.seq, f.path, f.size, f.mtime_ns, f.sha256, self.content.path_for(h),
-                         load=functools.partial(self.content.load_small, h) if f.size <= small else None)
+                         load=functools.partial(self.content.take_small, h) if f.size <= small else None)
             for f in items
             if (h := f.sha256)
         ]  # fmt: skip

@@ -40,6 +40,7 @@ import itertools
 import os
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +50,7 @@ from urllib.parse import quote
 from logferry.store.small_content import SmallTable
 
 READ_BYTES = 1 << 20
+RECENT_BYTES = 32 << 20  # small contents just stored, kept in memory for the sender that forwards them
 SMALL_DB = "small.sqlite"
 
 
@@ -72,7 +74,7 @@ def sha256_of(path: Path, limit: int | None = None) -> hashlib._Hash:
     """The sha256 state after the first ``limit`` bytes of ``path`` (all of it when None), read in pieces."""
     h = hashlib.sha256()
     left = limit
-    with path.open("rb") as f:
+    with open(path, "rb", buffering=0) as f:  # unbuffered: pieces go straight to the hash
         while left is None or left > 0:
             piece = f.read(READ_BYTES if left is None else min(READ_BYTES, left))
             if not piece:
@@ -221,6 +223,7 @@ class ContentStore:
 
     def __init__(self, root: Path, small_max_bytes: int = 0) -> None:
         self.root = root
+        self._root_str = str(root)
         self.partials = root / "partial"
         self.partials.mkdir(parents=True, exist_ok=True)
         # Small files are written here, then renamed to their address: new inodes made in one directory
@@ -236,6 +239,11 @@ class ContentStore:
         # A table written before stays readable even if rows are no longer made (small_max_bytes 0).
         db = root / SMALL_DB
         self.small = SmallTable(db) if small_max_bytes > 0 or db.exists() else None
+        # Rows stored by put_many, until the sender takes them (a relay forwards what it just received);
+        # bounded, oldest dropped first: a row not found here is read from the table.
+        self._recent: OrderedDict[bytes, bytes] = OrderedDict()
+        self._recent_bytes = 0
+        self._recent_lock = threading.Lock()
 
     def close(self) -> None:
         if self.small is not None:
@@ -246,6 +254,11 @@ class ContentStore:
         hex_ = sha256.hex()
         return self.root / hex_[:2] / hex_
 
+    def _address(self, sha256: bytes) -> str:
+        """``path_for`` as a string (no Path built: put_many asks it for every file of a group)."""
+        hex_ = sha256.hex()
+        return f"{self._root_str}{os.sep}{hex_[:2]}{os.sep}{hex_}"
+
     def has(self, sha256: bytes) -> bool:
         return self.path_for(sha256).is_file() or self.is_small(sha256)
 
@@ -254,8 +267,33 @@ class ContentStore:
         return self.small is not None and self.small.has(sha256)
 
     def load_small(self, sha256: bytes) -> bytes | None:
-        """The content if it is a row of the small table, else None."""
+        """The content if it is a row of the small table, else None (read from the table)."""
         return None if self.small is None else self.small.load(sha256)
+
+    def take_small(self, sha256: bytes) -> bytes | None:
+        """``load_small`` for a sender: a row stored moments ago comes from memory (once), others from the
+        table. Checks of what is on disk (``verify``) never use this."""
+        with self._recent_lock:
+            data = self._recent.pop(sha256, None)
+            if data is not None:
+                self._recent_bytes -= len(data)
+                return data
+        return self.load_small(sha256)
+
+    def _remember(self, rows: dict[bytes, bytes]) -> None:
+        with self._recent_lock:
+            for sha256, data in rows.items():
+                if sha256 not in self._recent:
+                    self._recent[sha256] = data
+                    self._recent_bytes += len(data)
+            while self._recent_bytes > RECENT_BYTES:
+                self._recent_bytes -= len(self._recent.popitem(last=False)[1])
+
+    def _forget(self, sha256: bytes) -> None:
+        with self._recent_lock:
+            data = self._recent.pop(sha256, None)
+            if data is not None:
+                self._recent_bytes -= len(data)
 
     def partial_path(self, source: str, seq: int, sha256: bytes) -> Path:
         return self.partials / f"{quote(source, safe='')}.{seq}.{sha256.hex()[:16]}.part"
@@ -309,16 +347,16 @@ class ContentStore:
         writes: list[tuple[Path, bytes]] = []
         rows: dict[bytes, bytes] = {}
         for data, sha256 in items:
-            target = self.path_for(sha256)
             if hashlib.sha256(data).digest() != sha256:
                 verdicts.append(ContentMismatch(f"received content does not hash to {sha256.hex()[:16]}…"))
                 continue
             verdicts.append(None)
-            if sha256 in rows or sha256 in moving or target.is_file():
+            if sha256 in rows or sha256 in moving or os.path.isfile(self._address(sha256)):
                 continue
             if self.small is not None and len(data) <= self.small_max_bytes:
                 rows[sha256] = data  # a row held already is kept (INSERT OR IGNORE)
                 continue
+            target = self.path_for(sha256)
             # Two writers on a large group, each in a directory of its own (a directory's entries are
             # created one at a time): creating files is the kernel's slowest part here.
             lane = len(moves) % 2 if len(items) >= PARALLEL_WRITES_MIN else 0
@@ -333,6 +371,7 @@ class ContentStore:
         if rows:
             assert self.small is not None
             self.small.insert(list(rows.items()))
+            self._remember(rows)
         if not moves:
             return verdicts
         self._sync_all()  # the content is durable before any address names it
@@ -383,6 +422,7 @@ class ContentStore:
 
     def quarantine(self, sha256: bytes) -> None:
         """Move damaged content aside (``<root>/damaged/``) so a good copy can take its address."""
+        self._forget(sha256)
         path = self.path_for(sha256)
         aside = self.root / "damaged"
         if path.exists():
@@ -396,6 +436,7 @@ class ContentStore:
             self.small.delete(sha256)
 
     def remove(self, sha256: bytes) -> None:
+        self._forget(sha256)
         self.path_for(sha256).unlink(missing_ok=True)
         if self.small is not None:
             self.small.delete(sha256)

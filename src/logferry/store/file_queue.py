@@ -15,12 +15,14 @@ never read file content (the watch hashes, the sender reads).
 from __future__ import annotations
 
 import enum
+import itertools
 import sqlite3
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from logferry.store.sqlite import Database, Durability
-from logferry.transport.file_sender import OutgoingFile
+from logferry.transport.file_sender import Key, OutgoingFile
 
 FILE_QUEUE_APPLICATION_ID = 0x4C464671  # "LFFq"
 KNOWN_PAGE = 500  # paths per query when asking which versions are known
@@ -117,14 +119,20 @@ class FileQueueStore:
 
         return await self._db.write(run)
 
-    async def next_files(self, limit: int) -> list[OutgoingFile]:
-        rows = await self._db.read(
-            lambda c: c.execute(
+    async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
+        """Up to ``limit`` pending files, oldest first, leaving out the seqs in ``busy`` (in flight)."""
+        source = self.source
+
+        def run(c: sqlite3.Connection) -> list[tuple[int, str, int, int, bytes]]:
+            rows = c.execute(
                 "SELECT seq, path, size, mtime_ns, sha256 FROM files WHERE state = ? ORDER BY seq LIMIT ?",
-                (int(FileState.PENDING), limit),
-            ).fetchall()
-        )
-        return [OutgoingFile(self.source, s, p, n, m, bytes(h), Path(p)) for s, p, n, m, h in rows]
+                (int(FileState.PENDING), limit + len(busy)),
+            )
+            # Leave out the busy ones before anything is built: the sender asks again at every refill.
+            return list(itertools.islice((r for r in rows if (source, r[0]) not in busy), limit))
+
+        rows = await self._db.read(run)
+        return [OutgoingFile(source, s, p, n, m, bytes(h), Path(p)) for s, p, n, m, h in rows]
 
     async def settle(self, seq: int, state: FileState) -> None:
         await self.settle_many([seq], state)

@@ -122,6 +122,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX held_source_ts ON held(source, ts_ns);
     """,
+    # The file outbox in order without a sort: with fate IN (forwarded, released) the older index gives two
+    # ranges, and every read of the outbox sorted all waiting files (the file sender reads it at each refill).
+    """
+    CREATE INDEX file_items_waiting ON file_items(received_ns) WHERE sent = 0 AND fate IN (1, 5);
+    """,
 )
 
 

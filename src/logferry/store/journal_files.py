@@ -14,8 +14,11 @@ function runs inside a transaction the journal's Database opened).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
+from typing import Any
 
 import msgspec
 
@@ -25,6 +28,8 @@ from logferry.reconcile.tables import add_tally
 from logferry.store.journal_tx import bump_counters
 
 _OUTGOING = (int(Fate.FORWARDED), int(Fate.RELEASED))
+# Spelled as the partial index file_items_waiting is (store/journal.py), so that SQLite uses it: in order.
+_WAITING = f"sent = 0 AND fate IN ({int(Fate.FORWARDED)}, {int(Fate.RELEASED)})"
 _COLUMNS = "source, seq, path, size, mtime_ns, sha256, fate, rule, received_ns, sent"
 
 
@@ -43,8 +48,11 @@ class FileItem(msgspec.Struct, frozen=True, gc=False):
     sent: bool
 
 
-def _item(row: tuple[object, ...]) -> FileItem:
-    return msgspec.convert(dict(zip(FileItem.__struct_fields__, row, strict=True)), FileItem, strict=False)
+def _item(row: tuple[Any, ...]) -> FileItem:
+    """A row of ``_COLUMNS`` as a FileItem (built directly: outbox reads build thousands)."""
+    source, seq, path, size, mtime_ns, sha256, fate, rule, received_ns, sent = row
+    return FileItem(source, seq, path, size, mtime_ns, bytes(sha256), Fate(fate), rule, received_ns,
+                    bool(sent))  # fmt: skip
 
 
 def get(conn: sqlite3.Connection, source: str, seq: int) -> FileItem | None:
@@ -55,26 +63,51 @@ def get(conn: sqlite3.Connection, source: str, seq: int) -> FileItem | None:
 
 def commit(conn: sqlite3.Connection, item: FileItem) -> bool:
     """Journal a received file with its fate; False (nothing written) if the id is journaled already."""
-    if get(conn, item.source, item.seq) is not None:
-        return False
-    conn.execute(
+    return commit_many(conn, [item]) == [True]
+
+
+def commit_many(conn: sqlite3.Connection, items: Sequence[FileItem]) -> list[bool]:
+    """Journal received files with their fates, counters and tallies added once per source; per item,
+    False (nothing written for it) if its id is journaled already or earlier in ``items``."""
+    written: list[bool] = []
+    fresh: list[FileItem] = []
+    seen: set[tuple[str, int]] = set()
+    for item in items:
+        key = (item.source, item.seq)
+        new = key not in seen and get(conn, item.source, item.seq) is None
+        seen.add(key)
+        written.append(new)
+        if new:
+            fresh.append(item)
+    conn.executemany(
         f"INSERT INTO file_items({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-        (item.source, item.seq, item.path, item.size, item.mtime_ns, item.sha256, int(item.fate), item.rule,
-         item.received_ns),
+        [(i.source, i.seq, i.path, i.size, i.mtime_ns, i.sha256, int(i.fate), i.rule, i.received_ns)
+         for i in fresh],
     )  # fmt: skip
-    bump_counters(conn, item.source, {(int(item.fate), item.rule): 1})
-    if item.fate in (Fate.FORWARDED, Fate.RELEASED):
-        add_tally(conn, item.source, ItemKind.FILE, BucketTally().add_all([(item.seq, item.sha256[:8])]))
-    return True
+    counts: dict[str, Counter[tuple[int, str]]] = {}
+    tallies: dict[str, BucketTally] = {}
+    for i in fresh:
+        counts.setdefault(i.source, Counter())[(int(i.fate), i.rule)] += 1
+        if i.fate in (Fate.FORWARDED, Fate.RELEASED):
+            tallies.setdefault(i.source, BucketTally()).add(i.seq, i.sha256[:8])
+    for source, deltas in counts.items():
+        bump_counters(conn, source, dict(deltas))
+    for source, tally in tallies.items():
+        add_tally(conn, source, ItemKind.FILE, tally)
+    return written
 
 
-def outbox(conn: sqlite3.Connection, limit: int) -> list[FileItem]:
-    """Files waiting for the collector's acknowledgement, oldest first."""
+def outbox(
+    conn: sqlite3.Connection, limit: int, busy: Collection[tuple[str, int]] = frozenset()
+) -> list[FileItem]:
+    """Up to ``limit`` files waiting for the collector's acknowledgement, oldest first, leaving out the
+    ``(source, seq)`` in ``busy`` (in flight: left out before they are built)."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM file_items WHERE sent = 0 AND fate IN (?, ?) ORDER BY received_ns LIMIT ?",
-        (*_OUTGOING, limit),
+        f"SELECT {_COLUMNS} FROM file_items INDEXED BY file_items_waiting WHERE {_WAITING} "
+        "ORDER BY received_ns LIMIT ?",
+        (limit + len(busy),),
     )
-    return [_item(r) for r in rows]
+    return [_item(r) for r in itertools.islice((r for r in rows if (r[0], r[1]) not in busy), limit)]
 
 
 def outbox_count(conn: sqlite3.Connection) -> int:

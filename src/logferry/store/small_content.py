@@ -1,10 +1,12 @@
 """Small contents as rows of one SQLite table: the small table of ``ContentStore`` (``store/content.py``).
 
-One connection, shared by worker threads behind a lock (``check_same_thread=False``); WAL with
-``synchronous=FULL``, so an insert is durable when ``insert`` returns. A delete is not flushed at once: the
-next insert's commit flushes it, and a delete lost in a crash leaves only a row nobody names. SQLite errors
-are raised as OSError, like a file store's. This module never verifies content (its caller does, before
-``insert``) and never replaces a row (INSERT OR IGNORE: content is stored once per sha256).
+One connection for writes, shared by worker threads behind a lock (``check_same_thread=False``); WAL with
+``synchronous=FULL``, so an insert is durable when ``insert`` returns. Reads (``has``, ``load``) go through a
+second connection behind a lock of its own: WAL lets them see every committed row while an insert waits for
+its flush, so a sender reading contents never waits for an intake's commit. A delete is not flushed at
+once: the next insert's commit flushes it, and a delete lost in a crash leaves only a row nobody names.
+SQLite errors are raised as OSError, like a file store's. This module never verifies content (its caller
+does, before ``insert``) and never replaces a row (INSERT OR IGNORE: content is stored once per sha256).
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ class SmallTable:
                 raise
         self._conn: sqlite3.Connection | None = conn
         self._durable = True  # synchronous=FULL is in effect
+        self._read_lock = threading.Lock()
+        with self._guard():
+            self._reader: sqlite3.Connection | None = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The reading connection, exclusively."""
+        with self._read_lock, self._guard():
+            if self._reader is None:
+                raise OSError(f"the small-content table {self.path} is closed")
+            yield self._reader
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -70,11 +85,11 @@ class SmallTable:
                 raise
 
     def has(self, sha256: bytes) -> bool:
-        with self._use() as conn:
+        with self._read() as conn:
             return conn.execute("SELECT 1 FROM content WHERE sha256 = ?", (sha256,)).fetchone() is not None
 
     def load(self, sha256: bytes) -> bytes | None:
-        with self._use() as conn:
+        with self._read() as conn:
             row = conn.execute("SELECT data FROM content WHERE sha256 = ?", (sha256,)).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -85,6 +100,10 @@ class SmallTable:
             conn.execute("DELETE FROM content WHERE sha256 = ?", (sha256,))
 
     def close(self) -> None:
+        with self._read_lock, self._guard():
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         with self._lock, self._guard():
             if self._conn is not None:
                 self._conn.close()

@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -115,8 +115,9 @@ class OutgoingFile:
 
 
 class FileQueue(Protocol):
-    async def next_files(self, limit: int) -> list[OutgoingFile]:
-        """Files not yet acknowledged by the next hop, oldest first."""
+    async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
+        """Up to ``limit`` files not yet acknowledged by the next hop, oldest first, leaving out those
+        whose ``(source, seq)`` is in ``busy`` (in flight: the sender has them already)."""
         ...
 
     async def acked(self, item: OutgoingFile) -> None:
@@ -192,17 +193,14 @@ class FileSender(Sender):
                 # Refill in steps of a quarter window (one queue read each), or at once after a wake-up.
                 if room >= REFILL_STEP or bundle_room or (room > 0 and (exhausted or self._wake.is_set())):
                     self._wake.clear()
-                    bundled = {(f.source, f.seq) for items in bundles.values() for f in items}
-                    want = room + len(transfers) + len(bundled)
+                    busy = {(f.source, f.seq) for items in bundles.values() for f in items}
+                    busy.update(transfers)
+                    want = room
                     if bundle_room:
                         want += BUNDLE_FILES * (BUNDLES_IN_FLIGHT - len(bundles))
-                    batch = await self.files.next_files(want)
-                    fresh = [
-                        f
-                        for f in batch
-                        if (f.source, f.seq) not in transfers and (f.source, f.seq) not in bundled
-                    ]
-                    exhausted = len(batch) < want
+                    # The queue leaves out what is in flight before it builds anything (no re-reads).
+                    fresh = await self.files.next_files(want, busy)
+                    exhausted = len(fresh) < want
                     if wire.conn.bundles:
                         fresh = self._bundle_up(wire, fresh, bundles, reader)
                     chunked = sum(1 for t in transfers.values() if t.get_name() == _CHUNKED)
