@@ -6,8 +6,11 @@ process over a pipe, no fsync); logferry ships it through its three roles on 127
 sha256-checked and fsynced before it is acknowledged. logferry's time runs from the agent's start (the
 files are already in the folder, with old mtimes: complete at once) until the collector's ``files.db``
 holds every manifest; the stages are read from the stores afterwards (when the agent had queued the last
-file, when the relay had journaled it, when the collector had). Figures: MB/s (10^6 bytes), files/s, and
-logferry / rsync ratios. ``sha256_mb_s`` is this machine's single-core hashing speed, for context.
+file, when the relay had journaled it, when the collector had). Each workload runs ``--rounds`` rounds (3)
+of the three copies, each after a sync(2) and into a new folder (``settle``): one copy's time here varies
+two- to fourfold from run to run (this VM's disk and page allocation), so the figures are medians, with
+every run kept. Figures: MB/s (10^6 bytes), files/s, and logferry / rsync ratios (of the medians, and the
+range over runs). ``sha256_mb_s`` is this machine's single-core hashing speed, for context.
 
 A third case ships the large file again while the relay is killed (kill -9) at 30 % and 60 % of it and
 restarted on the same port: the file must arrive intact (sha256 of the collector's copy checked) and every
@@ -16,7 +19,7 @@ cut may cost each hop at most two chunks sent again (read from the senders' log 
 Memory stays bounded: files are written and hashed in 1 MiB pieces. Everything lives under
 ``bench/out/files/`` and is removed at the start of the next run. Every process is started and stopped by
 PID (``common.Proc``). Usage: bench/files.py [--big-mib M] [--small N] [--small-bytes B] [--skip-install]
-[--no-cuts]; ``measure()`` returns the figures for ``bench/run.py``.
+[--no-cuts] [--rounds R]; ``measure()`` returns the figures for ``bench/run.py``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OUT_DIR, BenchError, Proc, log, wait_for
+from common import OUT_DIR, BenchError, Proc, log, median, wait_for
 from logferry_side import AGENT_READY_TIMEOUT, Cluster, _drain, _read_ready, default_command
 
 WORK = OUT_DIR / "files"
@@ -91,6 +94,19 @@ def make_small(folder: Path, count: int, size: int) -> None:
         path = folder / f"s{i:06d}.bin"
         path.write_bytes((seed * (size // 32 + 1))[:size])
         _backdate(path)
+
+
+def settle() -> None:
+    """Start a timed copy on equal terms: what earlier steps left dirty is written out first (sync(2)), so no
+    copy pays for another's writeback (logferry's collector flushes with syncfs, which would).
+
+    Nothing is deleted between the copies of one case either: on an ext4 without a journal (this VM's root)
+    the kernel skips inodes freed in the last 60-300 s when it allocates one, rescanning them at every
+    create (``recently_deleted`` in ``perf record``); after 10,000 files are deleted, creating 10,000 more
+    in that group cost ~10x per file (0.2 s -> 2 s here). Deleting rsync's copy before logferry's run
+    handed that cost to logferry alone.
+    """
+    os.sync()
 
 
 def rsync_copy(rsync: str, src: Path, dst: Path, *extra: str) -> float:
@@ -158,15 +174,16 @@ def logferry_ship(
 
         wait_for(f"{count} files at the collector", done, timeout, interval=0.05)
         seconds = time.monotonic() - t0
-        queued = _one(workdir / "agent" / "files.db", "SELECT max(queued_ns) FROM files")[0]
+        agent_db = workdir / "agent" / "files.db"
+        first, queued = _one(agent_db, "SELECT min(queued_ns), max(queued_ns) FROM files")
         relayed = _one(workdir / "relay" / "journal.db", "SELECT max(received_ns) FROM file_items")[0]
         stored = _one(files_db, "SELECT max(received_ns) FROM files")[0]
 
         def at(ns: Any) -> float | None:
             return None if ns is None else round((int(ns) - start_ns) / 1e9, 3)
 
-        return {"seconds": seconds, "agent_queued_last_s": at(queued), "relay_journaled_last_s": at(relayed),
-                "collector_stored_last_s": at(stored)}  # fmt: skip
+        return {"seconds": seconds, "agent_queued_first_s": at(first), "agent_queued_last_s": at(queued),
+                "relay_journaled_last_s": at(relayed), "collector_stored_last_s": at(stored)}  # fmt: skip
     finally:
         cluster.stop()
 
@@ -276,29 +293,48 @@ def sha256_speed(nbytes: int = 256 << 20) -> float:
 
 
 def _case(
-    cmd: list[str], rsync: str, name: str, folder: Path, count: int, total: int, timeout: float
+    cmd: list[str], rsync: str, name: str, folder: Path, count: int, total: int, timeout: float, rounds: int
 ) -> dict[str, Any]:
-    log(f"files/{name}: rsync -a")
-    rs = rsync_copy(rsync, folder, WORK / f"{name}-rsync-dst")
-    shutil.rmtree(WORK / f"{name}-rsync-dst", ignore_errors=True)
-    rs_fsync = None
+    """``rounds`` rounds of rsync -a, rsync -a --fsync and logferry copying ``folder``, each into a new
+    folder after a sync(2); the medians (and every run). No copy is deleted until all are measured
+    (``settle``)."""
+    runs: dict[str, list[float]] = {"rsync": [], "rsync_fsync": [], "logferry": []}
+    stages: list[dict[str, Any]] = []
+    copies: list[Path] = []
     try:
-        rs_fsync = rsync_copy(rsync, folder, WORK / f"{name}-rsync-dst", "--fsync")
-    except subprocess.CalledProcessError:
-        log("this rsync has no --fsync; only plain rsync -a is measured")
-    shutil.rmtree(WORK / f"{name}-rsync-dst", ignore_errors=True)
-    log(f"files/{name}: logferry agent -> relay -> collector")
-    lf = logferry_ship(cmd, WORK / f"{name}-logferry", folder, count, total, timeout)
-    shutil.rmtree(WORK / f"{name}-logferry", ignore_errors=True)
-    out: dict[str, Any] = {"files": count, "bytes": total, "rsync_s": rs, "rsync_fsync_s": rs_fsync,
-                           "logferry_s": lf["seconds"], "logferry_stages": lf}  # fmt: skip
-    for who, secs in (("rsync", rs), ("rsync_fsync", rs_fsync), ("logferry", lf["seconds"])):
+        for r in range(1, rounds + 1):
+            log(f"files/{name}, round {r} of {rounds}: rsync -a, rsync -a --fsync, logferry")
+            copies.append(WORK / f"{name}-{r}-rsync")
+            settle()
+            runs["rsync"].append(rsync_copy(rsync, folder, copies[-1]))
+            copies.append(WORK / f"{name}-{r}-rsync-fsync")
+            try:
+                settle()
+                runs["rsync_fsync"].append(rsync_copy(rsync, folder, copies[-1], "--fsync"))
+            except subprocess.CalledProcessError:
+                log("this rsync has no --fsync; only plain rsync -a is measured")
+            copies.append(WORK / f"{name}-{r}-logferry")
+            settle()
+            lf = logferry_ship(cmd, copies[-1], folder, count, total, timeout)
+            runs["logferry"].append(lf["seconds"])
+            stages.append(lf)
+    finally:
+        for copy in copies:
+            shutil.rmtree(copy, ignore_errors=True)
+    every = {who: [round(x, 3) for x in secs] for who, secs in runs.items()}
+    out: dict[str, Any] = {"files": count, "bytes": total, "rounds": rounds, "runs_s": every}
+    for who, secs in runs.items():
+        out[f"{who}_s"] = median(secs) if secs else None
         if secs:
-            out[f"{who}_mb_s"] = total / secs / 1e6
-            out[f"{who}_files_s"] = count / secs
-    out["ratio"] = rs / lf["seconds"]  # logferry speed / rsync speed
-    if rs_fsync:
-        out["ratio_vs_rsync_fsync"] = rs_fsync / lf["seconds"]
+            out[f"{who}_mb_s"] = total / out[f"{who}_s"] / 1e6
+            out[f"{who}_files_s"] = count / out[f"{who}_s"]
+    mid = out["logferry_s"]
+    out["logferry_stages"] = min(stages, key=lambda st: abs(st["seconds"] - mid))  # the median run
+    out["ratio"] = out["rsync_s"] / out["logferry_s"]  # logferry speed / rsync speed, medians
+    rs_runs, lf_runs = runs["rsync"], runs["logferry"]
+    out["ratio_range"] = [min(rs_runs) / max(lf_runs), max(rs_runs) / min(lf_runs)]
+    if runs["rsync_fsync"]:
+        out["ratio_vs_rsync_fsync"] = out["rsync_fsync_s"] / out["logferry_s"]
     return out
 
 
@@ -310,6 +346,7 @@ def measure(
     small_bytes: int = 4096,
     skip_install: bool = False,
     cuts: bool = True,
+    rounds: int = 3,
 ) -> dict[str, Any]:
     """Both workloads, rsync and logferry each; the figures (also written to bench/out/files.json)."""
     cmd = cmd or default_command()
@@ -322,7 +359,8 @@ def measure(
     try:
         log(f"files: writing one {big_bytes:,}-byte file")
         make_big(WORK / "big-src", big_bytes)
-        results["big"] = _case(cmd, rsync, "big", WORK / "big-src", 1, big_bytes, max(600.0, big_bytes / 2e6))
+        results["big"] = _case(cmd, rsync, "big", WORK / "big-src", 1, big_bytes, max(600.0, big_bytes / 2e6),
+                               rounds)  # fmt: skip
         if cuts:
             at = ", ".join(f"{c:.0%}" for c in CUT_AT)
             log(f"files/cuts: the large file again, the relay killed (-9) at {at}")
@@ -334,7 +372,7 @@ def measure(
         make_small(WORK / "small-src", small_count, small_bytes)
         total = small_count * small_bytes
         results["small"] = _case(cmd, rsync, "small", WORK / "small-src", small_count, total,
-                                 max(600.0, small_count / 20))  # fmt: skip
+                                 max(600.0, small_count / 20), rounds)  # fmt: skip
     finally:
         Proc.stop_all()
         shutil.rmtree(WORK, ignore_errors=True)
@@ -354,7 +392,8 @@ def summary(r: dict[str, Any]) -> list[str]:
             f"files, {label} ({c['files']:,} x {c['bytes'] // c['files']:,} B): logferry "
             f"{c['logferry_mb_s']:,.0f} MB/s {c['logferry_files_s']:,.0f} files/s, rsync -a "
             f"{c['rsync_mb_s']:,.0f} MB/s {c['rsync_files_s']:,.0f} files/s{fsync}; logferry/rsync "
-            f"x{c['ratio']:.2f}"
+            f"x{c['ratio']:.2f} (medians of {c['rounds']} rounds; x{c['ratio_range'][0]:.2f}-"
+            f"x{c['ratio_range'][1]:.2f} run to run)"
         )
     c = r.get("cuts")
     if isinstance(c, dict):
@@ -373,9 +412,11 @@ def main() -> int:
     ap.add_argument("--small-bytes", type=int, default=4096, help="bytes per small file (default 4096)")
     ap.add_argument("--skip-install", action="store_true", help="do not apt-get install rsync if missing")
     ap.add_argument("--no-cuts", action="store_true", help="skip the large file shipped through relay kills")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of each copy per workload (default 3)")
     args = ap.parse_args()
     r = measure(big_bytes=args.big_mib << 20, small_count=args.small, small_bytes=args.small_bytes,
-                skip_install=args.skip_install, cuts=not args.no_cuts)  # fmt: skip
+                skip_install=args.skip_install, cuts=not args.no_cuts,
+                rounds=max(1, args.rounds))  # fmt: skip
     print(json.dumps(r, indent=2))
     print("\n".join(summary(r)))
     return 0
