@@ -1,6 +1,6 @@
 """The receiving side of whole files with a real content store on disk and a fake ledger: files in one
 frame, a cut-through tap following a transfer (durable offsets, stored, bad, detached), and the relay's
-live file as its forwarder sees it."""
+live file as its forwarder sees it, with the recent chunks it keeps in memory."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from logferry.protocol.messages import (
     FileWhole,
     PeerRole,
 )
-from logferry.roles.relay_files import LiveFile
+from logferry.roles.relay_files import Budget, LiveFile, RecentPieces
 from logferry.store.content import ContentStore, Partial
 from logferry.store.file_intake import FileIntake, Outcome
 from logferry.transport.file_sender import FileAbandoned
@@ -55,6 +55,9 @@ class Tap:
     def opened(self, offer: FileOffer, partial: Partial) -> bool:
         self.events.append(("opened", partial.size))
         return True
+
+    def wrote(self, key: tuple[str, int], offset: int, data: bytes) -> None:
+        self.events.append(("wrote", (offset, len(data))))
 
     def durable(self, key: tuple[str, int], offset: int) -> None:
         self.events.append(("durable", offset))
@@ -110,6 +113,9 @@ async def test_a_tap_follows_a_transfer_to_its_outcome(
         await intake.file_chunk(PEER, FileChunk("dev/files", 1, offset, DATA[offset : offset + 8192]))
         await asyncio.sleep(0.01)  # the background sync
     assert ("durable", 8192) in tap.events
+    assert [e for e in tap.events if e[0] == "wrote"] == [
+        ("wrote", (o, 8192)) for o in range(0, len(DATA), 8192)
+    ]  # every chunk, in order, once written
     await intake.file_finished(PEER, FileDone("dev/files", 1, SHA))
     assert tap.events[0] == ("opened", 0) and tap.events[-1] == ("ended", Outcome.STORED)
     # another version whose Done does not match: bad, never stored
@@ -132,7 +138,7 @@ async def test_a_tap_follows_a_transfer_to_its_outcome(
 
 
 async def test_a_live_file_gives_what_is_durable_and_says_how_it_ended(tmp_path: Path) -> None:
-    live = LiveFile(OFFER, tmp_path / "p", durable=0)
+    live = LiveFile(OFFER, tmp_path / "p", 0, Budget(1 << 20))
     waiting = asyncio.ensure_future(live.readable(0))
     await asyncio.sleep(0)
     assert not waiting.done()  # nothing durable yet: the forwarder waits
@@ -142,14 +148,52 @@ async def test_a_live_file_gives_what_is_durable_and_says_how_it_ended(tmp_path:
     live.end(Outcome.STORED)
     await verified
     assert await live.readable(5000) == len(DATA)
-    bad = LiveFile(OFFER, tmp_path / "p", durable=100)
+    bad = LiveFile(OFFER, tmp_path / "p", 100, Budget(1 << 20))
     bad.end(Outcome.BAD)
     with pytest.raises(FileAbandoned) as info:
         await bad.readable(100)
     assert info.value.discard
-    gone = LiveFile(OFFER, tmp_path / "p", durable=100)
+    gone = LiveFile(OFFER, tmp_path / "p", 100, Budget(1 << 20))
     assert await gone.readable(0) == 100  # what is durable can still be sent
     gone.end(Outcome.DETACHED)
     with pytest.raises(FileAbandoned) as info:
         await gone.verified()
     assert not info.value.discard
+
+
+def test_recent_pieces_give_what_was_written_in_order_within_the_budget() -> None:
+    budget = Budget(100)
+    recent = RecentPieces(budget)
+    recent.add(0, b"a" * 40)
+    recent.add(40, b"b" * 40)
+    recent.add(80, b"c" * 40)  # over the budget: not kept, the forwarder reads it from the partial
+    assert recent.bytes == 80
+    assert recent.take(0, 40) == b"a" * 40  # a whole piece: handed over and let go
+    assert recent.bytes == 40
+    assert recent.take(50, 20) == b"b" * 20  # part of one: a slice, the piece stays
+    assert recent.take(80, 40) is None  # never kept; everything before 80 is let go
+    assert recent.bytes == 0
+    recent.add(80, b"c" * 40)
+    recent.add(200, b"d" * 10)  # not where the last ended (a resume): only the new piece stays
+    assert recent.take(80, 40) is None and recent.take(200, 10) == b"d" * 10
+
+
+def test_the_budget_is_shared_and_a_dropped_or_abandoned_file_lets_go(tmp_path: Path) -> None:
+    budget = Budget(100)
+    first = LiveFile(OFFER, tmp_path / "p", 0, budget)
+    second = LiveFile(OFFER, tmp_path / "q", 0, budget)
+    first.recent.add(0, b"x" * 60)
+    second.recent.add(0, b"y" * 60)  # the other file's share leaves no room
+    assert first.piece(0, 60) == b"x" * 60 and second.piece(0, 60) is None
+    second.recent.add(60, b"y" * 60)
+    assert second.recent.bytes == 60
+    second.end(Outcome.DETACHED)  # not stored: what it kept is let go
+    assert second.recent.bytes == 0
+    first.recent.add(60, b"x" * 90)
+    assert first.recent.bytes == 90
+    first.end(Outcome.STORED)  # stored: kept for the forwarder still sending it
+    assert first.recent.bytes == 90
+    del first  # the forwarder is done with it: the share is free again
+    third = LiveFile(OFFER, tmp_path / "r", 0, budget)
+    third.recent.add(0, b"z" * 100)
+    assert third.recent.bytes == 100

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
+import os
+import shutil
 import sqlite3
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from logferry.store.content import ContentMismatch, ContentStore
+from logferry.store.content import DIRECT_MIN_BYTES, ContentMismatch, ContentStore
 
 DATA = bytes(range(256)) * 1000
 SHA = hashlib.sha256(DATA).digest()
@@ -85,6 +89,34 @@ def test_a_partial_reports_what_is_durable(tmp_path: Path) -> None:
     assert part.sync_data() == 5000  # closed: nothing to do, and no error
     with pytest.raises(ValueError, match="closed"):
         part.write(5000, DATA[5000:6000])
+
+
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
+def test_large_pieces_go_around_the_page_cache_and_mix_with_others(tmp_path: Path, where: str) -> None:
+    """Aligned pieces of 1 MiB and more are written directly where the filesystem allows it (tmpfs
+    refuses: every piece goes through the page cache); either way the file holds exactly what was
+    written, small, unaligned and resumed pieces included."""
+    if where == "tmpfs" and not Path("/dev/shm").is_dir():
+        pytest.skip("this machine has no /dev/shm (tmpfs)")
+    root = tmp_path if where == "disk" else Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        data = os.urandom(3 * DIRECT_MIN_BYTES + 5000)
+        sha = hashlib.sha256(data).digest()
+        store = ContentStore(root)
+        part = store.open_partial("dev/files", 7, sha, len(data))
+        if where == "disk":
+            assert part._direct >= 0  # ext4 (this project's machines) takes direct writes
+        cuts = [0, DIRECT_MIN_BYTES, DIRECT_MIN_BYTES + 100, 2 * DIRECT_MIN_BYTES + 100]
+        for start, end in itertools.pairwise(cuts):
+            part.write(start, data[start:end])  # direct, then small, then large but unaligned
+        part.close()  # a restart: the rest resumes at an unaligned offset
+        again = ContentStore(root).open_partial("dev/files", 7, sha, len(data))
+        assert again.size == cuts[-1]
+        again.write(cuts[-1], data[cuts[-1] :])
+        assert store.commit(again, sha).read_bytes() == data
+    finally:
+        if where == "tmpfs":
+            shutil.rmtree(root)
 
 
 SMALL_MAX = 4096

@@ -12,8 +12,10 @@ Cut-through: a large file whose fate is *forward* is offered to the collector wh
 (``LiveFiles``, the intake's tap): the sender reads only bytes the relay's partial holds durably, and sends
 ``FileDone`` only after the relay verified and journaled its own copy; the agent's ack still waits for that
 journal commit, and the relay keeps the content until the collector acknowledged it, as for any file. A
-file that turns out bad here is cancelled with ``discard`` so the collector deletes what it got. Nothing
-here decides a fate itself (the rules do).
+file that turns out bad here is cancelled with ``discard`` so the collector deletes what it got. The chunks
+written last stay in memory until forwarded (``RecentPieces``, at most ``RECENT_BYTES`` for all live files):
+the partial is written around the page cache, so reading it back would wait for the disk. Nothing here
+decides a fate itself (the rules do).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import functools
 import logging
 import sqlite3
 import time
-from collections import Counter, OrderedDict
+import weakref
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -41,6 +44,7 @@ from logferry.transport.file_sender import FileAbandoned, Key, OutgoingFile
 CUT_THROUGH_MIN_BYTES = 4 << 20  # smaller files gain nothing from being forwarded while they arrive
 LOGGED_EACH = 8  # files of one group logged one line each at info level; a larger group gets a summary
 DECISIONS_KEPT = 4096  # fates decided at offers whose files have not arrived yet (bounded)
+RECENT_BYTES = 128 << 20  # chunks kept in memory for forwarding, all live files together
 
 log = logging.getLogger("logferry.relay")
 
@@ -113,14 +117,69 @@ class RelayFileLedger:
             await asyncio.to_thread(self.content.remove, sha256)
 
 
+class Budget:
+    """Bytes that all live files may keep in memory together: the sum over the pieces still alive (a live
+    file nobody forwards any more lets go of its share when it is dropped)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.holders: weakref.WeakSet[RecentPieces] = weakref.WeakSet()
+
+    def room(self, size: int) -> bool:
+        return sum(r.bytes for r in self.holders) + size <= self.limit
+
+
+class RecentPieces:
+    """A live file's chunks written here and not yet forwarded, in offset order, within a shared budget.
+
+    A chunk that does not fit is not kept (the sender reads it from the partial); one forwarded, or older
+    than the sender's position, is let go.
+    """
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.pieces: deque[tuple[int, bytes]] = deque()
+        self.bytes = 0
+        budget.holders.add(self)
+
+    def add(self, offset: int, data: bytes) -> None:
+        if self.pieces:
+            last, kept = self.pieces[-1]
+            if offset != last + len(kept):  # written out of order (a resume): start again from here
+                self.clear()
+        if not self.budget.room(len(data)):
+            return
+        self.pieces.append((offset, data))
+        self.bytes += len(data)
+
+    def take(self, offset: int, size: int) -> bytes | None:
+        """Up to ``size`` bytes from ``offset`` if held (everything before ``offset`` is let go)."""
+        pieces = self.pieces
+        while pieces and pieces[0][0] + len(pieces[0][1]) <= offset:
+            self.bytes -= len(pieces.popleft()[1])
+        if not pieces or pieces[0][0] > offset:
+            return None
+        start, data = pieces[0]
+        if start == offset and len(data) <= size:
+            pieces.popleft()
+            self.bytes -= len(data)
+            return data
+        return data[offset - start : offset - start + size]
+
+    def clear(self) -> None:
+        self.pieces.clear()
+        self.bytes = 0
+
+
 class LiveFile:
     """A forwarded file still arriving from its agent: how much of it is durable here, and its outcome."""
 
-    def __init__(self, offer: FileOffer, path: Path, durable: int) -> None:
+    def __init__(self, offer: FileOffer, path: Path, durable: int, budget: Budget) -> None:
         self.offer = offer
         self.path = path
         self.durable = durable
         self.outcome: Outcome | None = None  # None while it arrives
+        self.recent = RecentPieces(budget)
         self._changed = asyncio.Event()
 
     def _notify(self) -> None:
@@ -134,7 +193,15 @@ class LiveFile:
 
     def end(self, outcome: Outcome) -> None:
         self.outcome = outcome
+        if outcome is not Outcome.STORED:
+            self.recent.clear()  # what was forwarded from here is sent again from the partial, if at all
         self._notify()
+
+    def piece(self, offset: int, size: int) -> bytes | None:
+        return self.recent.take(offset, size)
+
+    def done(self) -> None:
+        self.recent.clear()
 
     def _check(self) -> None:
         if self.outcome is Outcome.BAD:
@@ -164,14 +231,23 @@ class LiveFiles:
         self.ledger = ledger
         self.wake = wake  # the file sender: a file is ready to forward
         self.files: dict[tuple[str, int], LiveFile] = {}  # arriving now (ended ones are forgotten)
+        self.budget = Budget(RECENT_BYTES)
 
     def opened(self, offer: FileOffer, partial: Partial) -> bool:
         fate, _rule = self.ledger.decide(offer)
         if fate is not Fate.FORWARDED or offer.size < CUT_THROUGH_MIN_BYTES:
             return False
-        self.files[(offer.source, offer.seq)] = LiveFile(offer, partial.path, partial.synced)
+        old = self.files.get((offer.source, offer.seq))
+        if old is not None:
+            old.done()
+        self.files[(offer.source, offer.seq)] = LiveFile(offer, partial.path, partial.synced, self.budget)
         self.wake()
         return True
+
+    def wrote(self, key: tuple[str, int], offset: int, data: bytes) -> None:
+        live = self.files.get(key)
+        if live is not None:
+            live.recent.add(offset, data)
 
     def durable(self, key: tuple[str, int], offset: int) -> None:
         live = self.files.get(key)

@@ -13,7 +13,8 @@ partial for a resume, unless the sender said to discard it.
 
 An optional ``IntakeTap`` (the relay's cut-through forwarding) hears when a transfer opens, how far its
 partial is durable (while it is tapped, the partial is fdatasync'd in the background every ``SYNC_BYTES``),
-and how it ended: stored, bad, or detached (its sender went away or paused it).
+what was written (the relay keeps recent chunks in memory to forward), and how it ended: stored, bad, or
+detached (its sender went away or paused it).
 
 Counters (``IntakeStats``) say how many bytes arrived and how many were resumed rather than resent; the
 integration tests read them from the log lines. This module must never acknowledge a file before the ledger
@@ -76,6 +77,10 @@ class IntakeTap(Protocol):
     def opened(self, offer: FileOffer, partial: Partial) -> bool:
         """A transfer opened (or resumed) into ``partial``; True to follow it (its partial is then made
         durable as it grows and ``durable`` is told)."""
+        ...
+
+    def wrote(self, key: Key, offset: int, data: bytes) -> None:
+        """``data`` was written at ``offset`` of a followed file (not durable yet)."""
         ...
 
     def durable(self, key: Key, offset: int) -> None:
@@ -203,6 +208,8 @@ class FileIntake:
         found.got += len(chunk.data)
         self.stats.bytes_received += len(chunk.data)
         partial = found.partial
+        if found.tapped and self.tap is not None:
+            self.tap.wrote(key, chunk.offset, chunk.data)
         if found.tapped and found.syncing is None and partial.size - partial.synced >= SYNC_BYTES:
             found.syncing = asyncio.create_task(self._sync(key, found))
 

@@ -95,6 +95,11 @@ class Growing(Protocol):
         """Wait until the whole file is verified and journaled here; raises FileAbandoned otherwise."""
         ...
 
+    def piece(self, offset: int, size: int) -> bytes | None:
+        """Up to ``size`` bytes from ``offset`` if this host still holds them in memory (it lets go of
+        what comes before ``offset``); None: read them from the file."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class OutgoingFile:
@@ -493,7 +498,7 @@ class FileSender(Sender):
                             await self._cancel(wire, item, exc)
                             return None
                     want = min(chunk_bytes, item.size - pos, ready - pos)
-                    data = await asyncio.to_thread(_read_piece, f, want, None)
+                    data = growing.piece(pos, want) or await asyncio.to_thread(_read_at, f, pos, want)
                 else:
                     assert ahead is not None
                     data, ahead = await ahead, None
@@ -534,6 +539,11 @@ def _read_piece(f: BinaryIO, size: int, digest: hashlib._Hash | None) -> bytes:
     if digest is not None:
         digest.update(data)
     return data
+
+
+def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
+    f.seek(offset)
+    return f.read(size)
 
 
 def _read_whole(item: OutgoingFile) -> bytes:
