@@ -1,11 +1,15 @@
 """The file senders' queues: the agent's file queue and the relay's file outbox hand out what is not
-in flight, oldest first; the relay journals a group of files in one pass (counters and tallies added once)."""
+in flight, oldest first; the agent's queue hands small contents read when they were queued from memory
+(once, within its budget); the relay journals a group of files in one pass (counters and tallies added
+once)."""
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from logferry.model import Fate
 from logferry.reconcile.summary import BucketTally, ItemKind
@@ -38,6 +42,30 @@ async def test_the_agent_queue_leaves_out_files_in_flight(tmp_path: Path) -> Non
         assert got[0].path == "/d/f6" and got[0].local == Path("/d/f6") and got[0].sha256 == sha(6)
         everything = {(SRC, s) for s in range(1, 11)}
         assert await queue.next_files(5, everything) == []
+    finally:
+        await queue.close()
+
+
+async def test_the_agent_queue_hands_out_what_was_hashed_once_within_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("logferry.store.file_queue.RECENT_BYTES", 250)
+    queue = await FileQueueStore.open(tmp_path / "files.db", SRC, Durability.NORMAL)
+    try:
+        datas = [bytes([i]) * 100 for i in range(4)]
+        files = [(f"/d/f{i}", 100, 1, hashlib.sha256(d).digest()) for i, d in enumerate(datas)]
+        contents: list[bytes | None] = [datas[0], datas[1], None, datas[3]]  # f2: a large file, not read
+        assert await queue.add_many(files, contents) == [1, 2, 3, 4]
+        got = {f.seq: f for f in await queue.next_files(10)}
+        # 300 bytes over a budget of 250: the oldest (f0) was let go and is read from its file again
+        assert got[1].load is None and got[3].load is None
+        assert got[2].load is not None and got[2].load() == datas[1]
+        assert got[2].load() is None  # once: a second send reads the file
+        # settled files let go of what they kept; a version queued already keeps nothing
+        assert await queue.add_many([files[3]], [datas[3]]) == [None]
+        await queue.settle_many([4], FileState.ACKED)
+        assert got[4].load is not None and got[4].load() is None
+        assert queue._recent_bytes == 0
     finally:
         await queue.close()
 

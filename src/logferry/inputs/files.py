@@ -8,7 +8,11 @@ its times) into the folder and counts as complete at once. A complete file is ha
 pieces: bounded memory, in a worker thread) and queued with its manifest in the agent's file queue, which
 gives it its seq; the queue skips a version it has already.
 
-This module must never queue a file that is still growing as complete, never read a whole file into
+A file of at most ``WHOLE_MAX_BYTES`` (one frame on the wire) is read whole to hash it, and what was hashed
+is given to the queue, which hands it to the sender while it fits in memory: the version shipped is the
+version queued, even if the file changes on disk meanwhile (the new version is queued as a new item).
+
+This module must never queue a file that is still growing as complete, never read a larger file into
 memory, and never touch a file's content except to hash it (shipping reads it again, chunk by chunk).
 """
 
@@ -18,6 +22,7 @@ import asyncio
 import contextlib
 import fnmatch
 import glob
+import hashlib
 import logging
 import os
 import shutil
@@ -32,6 +37,7 @@ import watchfiles
 from logferry.config.schema import FilesInput
 from logferry.store.content import sha256_of
 from logferry.store.file_queue import FileQueueStore
+from logferry.transport.file_sender import WHOLE_MAX_BYTES
 
 log = logging.getLogger("logferry.inputs.files")
 
@@ -122,10 +128,10 @@ class FolderWatch:
         adding: asyncio.Task[None] | None = None
         try:
             for i in range(0, len(ready), QUEUE_BATCH):
-                hashed = await asyncio.to_thread(_hash_unchanged, ready[i : i + QUEUE_BATCH])
+                hashed, contents = await asyncio.to_thread(_hash_unchanged, ready[i : i + QUEUE_BATCH])
                 if adding is not None:
                     await adding
-                adding = asyncio.create_task(self._add(hashed)) if hashed else None
+                adding = asyncio.create_task(self._add(hashed, contents)) if hashed else None
             if adding is not None:
                 await adding
         finally:
@@ -152,9 +158,9 @@ class FolderWatch:
         self._seen.pop(path, None)
         return True
 
-    async def _add(self, hashed: list[tuple[str, int, int, bytes]]) -> None:
-        """Queue hashed complete files in one transaction."""
-        added = await self.queue.add_many(hashed)
+    async def _add(self, hashed: list[tuple[str, int, int, bytes]], contents: list[bytes | None]) -> None:
+        """Queue hashed complete files in one transaction (with what was hashed, for the small ones)."""
+        added = await self.queue.add_many(hashed, contents)
         if not added:
             return
         self.queued += len(added)
@@ -183,20 +189,31 @@ def _regular_files(folder: str, wanted: Callable[[str], bool]) -> list[tuple[str
     return out
 
 
-def _hash_unchanged(files: list[tuple[str, int, int]]) -> list[tuple[str, int, int, bytes]]:
-    """Each file's sha256 (read in pieces), leaving out those that changed or vanished meanwhile (blocks)."""
+def _hash_unchanged(
+    files: list[tuple[str, int, int]],
+) -> tuple[list[tuple[str, int, int, bytes]], list[bytes | None]]:
+    """Each file's sha256, leaving out those that changed or vanished meanwhile, and beside it the content
+    that was hashed for a file of at most ``WHOLE_MAX_BYTES`` (larger ones are read in pieces) (blocks)."""
     out: list[tuple[str, int, int, bytes]] = []
+    contents: list[bytes | None] = []
     for path, size, mtime_ns in files:
+        data: bytes | None = None
         try:
-            digest = sha256_of(Path(path)).digest()
+            if size <= WHOLE_MAX_BYTES:
+                with open(path, "rb", buffering=0) as f:
+                    data = f.read(size + 1)
+                digest = hashlib.sha256(data).digest()
+            else:
+                digest = sha256_of(Path(path)).digest()
             st = os.stat(path)
         except OSError as exc:
             log.warning("cannot read %s to queue it (%s); will try again", path, exc)
             continue
-        if (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
+        if (st.st_size, st.st_mtime_ns) == (size, mtime_ns) and (data is None or len(data) == size):
             out.append((path, size, mtime_ns, digest))
+            contents.append(data)
         # else it changed while we hashed it: the next scan sees the new version
-    return out
+    return out, contents
 
 
 def _files_in(folder: str) -> list[str]:

@@ -15,10 +15,13 @@ never read file content (the watch hashes, the sender reads).
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import sqlite3
+import threading
 import time
-from collections.abc import Collection
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from logferry.store.sqlite import Database, Durability
@@ -26,6 +29,7 @@ from logferry.transport.file_sender import Key, OutgoingFile
 
 FILE_QUEUE_APPLICATION_ID = 0x4C464671  # "LFFq"
 KNOWN_PAGE = 500  # paths per query when asking which versions are known
+RECENT_BYTES = 32 << 20  # contents read when queued, kept in memory for the sender (all files together)
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -54,6 +58,11 @@ class FileQueueStore:
     def __init__(self, db: Database, source: str) -> None:
         self._db = db
         self.source = source  # the item source: "<agent source>/files"
+        # Small contents read when queued, by seq, oldest first: the sender takes them instead of
+        # opening the file again. The sender reads them in worker threads, hence the lock.
+        self._recent: OrderedDict[int, bytes] = OrderedDict()
+        self._recent_bytes = 0
+        self._recent_lock = threading.Lock()
 
     @classmethod
     async def open(cls, path: Path, source: str, durability: Durability = Durability.FULL) -> FileQueueStore:
@@ -90,9 +99,12 @@ class FileQueueStore:
         """Queue a complete file; its seq, or None when this exact version is queued already."""
         return (await self.add_many([(path, size, mtime_ns, sha256)]))[0]
 
-    async def add_many(self, files: list[tuple[str, int, int, bytes]]) -> list[int | None]:
+    async def add_many(
+        self, files: list[tuple[str, int, int, bytes]], contents: Sequence[bytes | None] = ()
+    ) -> list[int | None]:
         """Queue complete files ``(path, size, mtime_ns, sha256)`` in one transaction; each one's seq, or
-        None for a version queued already."""
+        None for a version queued already. ``contents``, where given, are what was hashed (small files):
+        the sender sends them from memory while they fit in ``RECENT_BYTES``."""
 
         def run(conn: sqlite3.Connection) -> list[int | None]:
             (seq,) = conn.execute("SELECT next_seq FROM meta").fetchone()
@@ -117,7 +129,33 @@ class FileQueueStore:
             conn.execute("UPDATE meta SET next_seq = ?", (seq,))
             return out
 
-        return await self._db.write(run)
+        added = await self._db.write(run)
+        if contents:
+            self._remember([(q, d) for q, d in zip(added, contents, strict=True) if q is not None and d])
+        return added
+
+    def _remember(self, contents: list[tuple[int, bytes]]) -> None:
+        with self._recent_lock:
+            for seq, data in contents:
+                self._recent[seq] = data
+                self._recent_bytes += len(data)
+            while self._recent_bytes > RECENT_BYTES:
+                self._recent_bytes -= len(self._recent.popitem(last=False)[1])
+
+    def _take(self, seq: int) -> bytes | None:
+        """A queued file's content read when it was hashed (once), or None: read the file."""
+        with self._recent_lock:
+            data = self._recent.pop(seq, None)
+            if data is not None:
+                self._recent_bytes -= len(data)
+            return data
+
+    def _forget(self, seqs: list[int]) -> None:
+        with self._recent_lock:
+            for seq in seqs:
+                data = self._recent.pop(seq, None)
+                if data is not None:
+                    self._recent_bytes -= len(data)
 
     async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
         """Up to ``limit`` pending files, oldest first, leaving out the seqs in ``busy`` (in flight)."""
@@ -132,12 +170,18 @@ class FileQueueStore:
             return list(itertools.islice((r for r in rows if (source, r[0]) not in busy), limit))
 
         rows = await self._db.read(run)
-        return [OutgoingFile(source, s, p, n, m, bytes(h), Path(p)) for s, p, n, m, h in rows]
+        recent = self._recent
+        return [
+            OutgoingFile(source, s, p, n, m, bytes(h), Path(p),
+                         load=functools.partial(self._take, s) if s in recent else None)
+            for s, p, n, m, h in rows
+        ]  # fmt: skip
 
     async def settle(self, seq: int, state: FileState) -> None:
         await self.settle_many([seq], state)
 
     async def settle_many(self, seqs: list[int], state: FileState) -> None:
+        self._forget(seqs)
         now = time.time_ns()
         await self._db.write(
             lambda c: c.executemany(
