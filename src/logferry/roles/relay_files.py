@@ -200,9 +200,6 @@ class LiveFile:
     def piece(self, offset: int, size: int) -> bytes | None:
         return self.recent.take(offset, size)
 
-    def done(self) -> None:
-        self.recent.clear()
-
     def _check(self) -> None:
         if self.outcome is Outcome.BAD:
             raise FileAbandoned("it turned out bad here (sha256 differs from the offer)", discard=True)
@@ -239,7 +236,7 @@ class LiveFiles:
             return False
         old = self.files.get((offer.source, offer.seq))
         if old is not None:
-            old.done()
+            old.recent.clear()
         self.files[(offer.source, offer.seq)] = LiveFile(offer, partial.path, partial.synced, self.budget)
         self.wake()
         return True

@@ -151,11 +151,8 @@ class FileQueueStore:
             return data
 
     def _forget(self, seqs: list[int]) -> None:
-        with self._recent_lock:
-            for seq in seqs:
-                data = self._recent.pop(seq, None)
-                if data is not None:
-                    self._recent_bytes -= len(data)
+        for seq in seqs:
+            self._take(seq)
 
     async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
         """Up to ``limit`` pending files, oldest first, leaving out the seqs in ``busy`` (in flight)."""
