@@ -78,6 +78,7 @@ def start_files_chain(
     collector = procs.start(
         "collector", "--data", str(root / "collector"), "--listen", ANY, "--api-listen", ANY, *collector_args
     )
+    collector.args[collector.args.index("--listen") + 1] = collector.address()  # the relay's target, kept
     config = root / "relay.toml"
     config.write_text(f"[relay]\nheartbeat_s = 1\n{relay_extra}\n{RELAY_RULES}", encoding="utf-8")
     relay = procs.start(
