@@ -26,6 +26,7 @@ import asyncio
 import hashlib
 import io
 import logging
+import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,7 @@ class FileSenderStats:
     whole: int = 0  # files sent in one frame (alone or in a bundle)
     bundles: int = 0  # FileBundle frames sent
     cut_through: int = 0  # files forwarded while still arriving
+    bytes_hashed: int = 0  # bytes hashed while sending (a file not trusted to be its manifest's version)
 
 
 class _NoBatches:
@@ -184,6 +186,7 @@ class FileSender(Sender):
         self._file_answers: dict[Key, asyncio.Queue[Answer]] = {}
         self._bundle_answers: dict[int, asyncio.Future[FileBundleAck]] = {}
         self._bundle_ids = 0
+        self._rehash: set[Key] = set()  # refused for now once: hash them while sending from then on
 
     async def _pump(self, wire: Wire[ClientConnection], stopping: asyncio.Event) -> None:
         reader = asyncio.ensure_future(self._read_answers(wire))
@@ -384,6 +387,7 @@ class FileSender(Sender):
                     answer = await self._send_content(wire, item, answer.offset, reader)
         except FileChanged as exc:
             # The transfer cannot be finished as offered: the queue re-reads the file as a new version.
+            self._rehash.discard(key)
             await self.files.refused(
                 item, FileNack(item.source, item.seq, int(Code.MALFORMED), str(exc), False)
             )
@@ -395,6 +399,7 @@ class FileSender(Sender):
         if isinstance(answer, FileAck):
             self._sent_upto.pop(key, None)
             self._sent_ends.pop(key, None)
+            self._rehash.discard(key)
             self.file_stats.files += 1
             await self.files.acked(item)
             return
@@ -402,10 +407,13 @@ class FileSender(Sender):
             self._sent_upto.pop(key, None)
             self._sent_ends.pop(key, None)
             if not answer.retry:
+                self._rehash.discard(key)
                 log.warning("%s refused file %s:%d (%s): %s", self.target, item.source, item.seq, item.path,
                             answer.reason)  # fmt: skip
                 await self.files.refused(item, answer)
                 return
+            # e.g. what arrived did not hash to the offer: the next attempt checks the file here as it goes.
+            self._rehash.add(key)
             why = f"{self.target} refused file {item.source}:{item.seq} for now: {answer.reason}"
             raise ProtocolError(why, answer.code)
         raise ProtocolError(f"unexpected {type(answer).__name__} for file {item.seq}", Code.PROTOCOL)
@@ -472,10 +480,13 @@ class FileSender(Sender):
         conn, key = wire.conn, (item.source, item.seq)
         chunk_bytes = max(1, min(self.chunk_bytes, conn.max_chunk_bytes))
         growing = item.growing
-        # A growing file was verified by this host as it arrived: the next hop checks the offered sha256.
-        digest = hashlib.sha256() if growing is None else None
+        # A growing file was verified by this host as it arrived, and a file still the version the queue
+        # hashed need not be hashed again (``_trusted``): the next hop checks the offered sha256 either way.
+        trusted = growing is not None or self._trusted(item, f)
+        digest = None if trusted else hashlib.sha256()
         if digest is not None:
             await asyncio.to_thread(_hash_prefix, f, digest, offset)
+            self.file_stats.bytes_hashed += offset
         else:
             f.seek(offset)
         pos, ready = offset, offset
@@ -504,6 +515,8 @@ class FileSender(Sender):
                     data, ahead = await ahead, None
                 if not data:
                     raise FileChanged(f"{item.local} is shorter than its manifest's {item.size} bytes")
+                if digest is not None:
+                    self.file_stats.bytes_hashed += len(data)
                 await wire.write(conn.send_chunk(FileChunk(item.source, item.seq, pos, data), wire.now()))
                 pos += len(data)
                 self._sent_upto[key] = max(self._sent_upto.get(key, 0), pos)
@@ -520,12 +533,29 @@ class FileSender(Sender):
             except FileAbandoned as exc:
                 await self._cancel(wire, item, exc)
                 return None
+        elif digest is None and not self._trusted(item, f):
+            raise FileChanged(f"{item.local} changed while it was sent (its size or mtime differs now)")
         sha = item.sha256 if digest is None else digest.digest()
         await wire.write(conn.file_done(FileDone(item.source, item.seq, sha), wire.now()))
         while True:
             answer = await self._answer(key, reader)
             if not isinstance(answer, FileProgress):
                 return answer
+
+    def _trusted(self, item: OutgoingFile, f: BinaryIO) -> bool:
+        """Whether the open file is still the version its manifest names, without reading it: same size and
+        mtime as when the queue hashed it (rsync's quick check), and not refused since. Hashing 1 GiB again
+        as it is sent cost the agent ~0.6 CPU-seconds (docs/BENCHMARKS.md). The next hop verifies every
+        byte against the offered sha256 anyway; if a rewrite kept size and mtime, it refuses the file for
+        now, and from then on this sender hashes it while sending: what it read no longer matches the offer,
+        so the file is refused for good and queued again as a new version."""
+        if (item.source, item.seq) in self._rehash or isinstance(f, io.BytesIO):
+            return False
+        try:
+            st = os.fstat(f.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return False
+        return st.st_size == item.size and st.st_mtime_ns == item.mtime_ns
 
     async def _cancel(self, wire: Wire[ClientConnection], item: OutgoingFile, why: FileAbandoned) -> None:
         log.info("stopped forwarding file %s:%d to %s: %s%s", item.source, item.seq, self.target, why,

@@ -1,0 +1,82 @@
+"""A chunked file the sender trusts to be its manifest's version (same size and mtime as when the queue
+hashed it) is sent without being hashed again; the server's check of every byte still catches a rewrite
+that kept both: it refuses the file for now, the next attempt hashes it while sending, and it is refused
+for good as a changed file. A file whose size or mtime moved is hashed as it goes and refused the same way.
+Real loopback socket, real server loop, intake and content store."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from logferry.protocol.messages import PeerRole
+from logferry.store.content import ContentStore
+from logferry.transport.file_sender import FileSender, OutgoingFile
+from logferry.transport.sender import SenderConfig
+from tests.unit.file_server import Ledger, Queue, file_server, ship_all
+
+SOURCE = "dev"
+CHUNK = 64 << 10
+SIZE = 5 * CHUNK + 123  # several chunks, the last one short
+WHOLE_MAX = 16 << 10  # smaller than the files: each travels in chunks
+
+
+def _content(seed: int) -> bytes:
+    return (hashlib.sha256(str(seed).encode()).digest() * (SIZE // 32 + 1))[:SIZE]
+
+
+def _queued(folder: Path, seq: int, data: bytes) -> OutgoingFile:
+    """Write ``data`` and describe it as the agent's queue does once it hashed it."""
+    path = folder / f"f{seq}"
+    path.write_bytes(data)
+    st = path.stat()
+    return OutgoingFile(f"{SOURCE}/files", seq, str(path), st.st_size, st.st_mtime_ns,
+                        hashlib.sha256(data).digest(), path)  # fmt: skip
+
+
+async def _ship(tmp_path: Path, files: list[OutgoingFile]) -> tuple[Queue, FileSender, Ledger, ContentStore]:
+    queue = Queue(files)
+    async with file_server(tmp_path / "store") as server:
+        config = SenderConfig("127.0.0.1", server.port, SOURCE, PeerRole.AGENT, None, reconnect_min_s=0.05)
+        sender = FileSender(config, queue, chunk_bytes=CHUNK, whole_max_bytes=WHOLE_MAX)
+        await ship_all(sender, queue)
+    return queue, sender, server.ledger, server.content
+
+
+async def test_a_file_unchanged_since_it_was_hashed_is_not_hashed_again(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    files = [_queued(folder, seq, _content(seq)) for seq in (1, 2)]
+    queue, sender, ledger, content = await _ship(tmp_path, files)
+    assert sorted(queue.acknowledged) == [1, 2] and queue.refusals == []
+    assert set(ledger.held) == {(f"{SOURCE}/files", 1), (f"{SOURCE}/files", 2)}
+    assert sender.file_stats.bytes_hashed == 0
+    assert sender.file_stats.bytes_sent == 2 * SIZE
+    for f in files:
+        assert content.path_for(f.sha256).read_bytes() == f.local.read_bytes()  # the server checked it
+
+
+@pytest.mark.parametrize("keep_mtime", [True, False], ids=["same-size-and-mtime", "mtime-moved"])
+async def test_a_file_rewritten_after_it_was_hashed_is_refused_as_changed(
+    tmp_path: Path, keep_mtime: bool
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    good = _queued(folder, 1, _content(1))
+    changed = _queued(folder, 2, _content(2))
+    st = changed.local.stat()
+    changed.local.write_bytes(_content(3))  # same size, other bytes
+    if keep_mtime:
+        os.utime(changed.local, ns=(st.st_atime_ns, st.st_mtime_ns))  # the quick check cannot tell
+    else:
+        os.utime(changed.local, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    queue, sender, ledger, content = await _ship(tmp_path, [good, changed])
+    assert queue.acknowledged == [1] and queue.refusals == [2]
+    assert set(ledger.held) == {(f"{SOURCE}/files", 1)}
+    assert not content.has(changed.sha256) and not content.has(hashlib.sha256(_content(3)).digest())
+    # Trusted at first only when the quick check passed: then one refusal for now, and a hashed resend.
+    assert sender.file_stats.bytes_hashed == SIZE
+    assert sender.file_stats.bytes_sent == (2 * SIZE if keep_mtime else SIZE) + SIZE
