@@ -133,6 +133,16 @@ def test_encode_is_exact(msg: Message, hexframe: str) -> None:
     assert encode_frame(msg).hex() == hexframe
 
 
+@pytest.fixture(params=["in-place", "gathered"])
+def gather(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test twice: frames decoded where they arrived, and every incomplete frame gathered in a buffer
+    of its own (what happens to large chunks)."""
+    if request.param == "gathered":
+        monkeypatch.setattr(framing, "ASSEMBLE_MIN_BYTES", 1)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("gather")
 @pytest.mark.parametrize(("msg", "hexframe"), GOLDEN, ids=IDS)
 def test_decode_whole_split_and_bytewise(msg: Message, hexframe: str) -> None:
     frame = bytes.fromhex(hexframe)
@@ -154,6 +164,7 @@ def test_decode_whole_split_and_bytewise(msg: Message, hexframe: str) -> None:
     assert dec.buffered == 0
 
 
+@pytest.mark.usefixtures("gather")
 def test_concatenated_frames_split_arbitrarily() -> None:
     stream = b"".join(bytes.fromhex(h) for _, h in GOLDEN) * 3
     expected = [m for m, _ in GOLDEN] * 3
@@ -168,6 +179,47 @@ def test_concatenated_frames_split_arbitrarily() -> None:
             got += drain(dec)
             pos += step
         assert got == expected
+
+
+def test_large_frames_among_small_ones_in_random_pieces() -> None:
+    """4 MiB-class chunks are gathered whole whatever the pieces they come in, the small frames around them
+    decoded in order, and no more than one frame and the last piece stay buffered."""
+    rng = random.Random(7)
+    msgs: list[Message] = []
+    for n in range(6):
+        msgs.append(FileOffer("s", n, "/p", 3 << 20, 1, bytes(32)))
+        msgs += [FileChunk("s", n, k << 20, rng.randbytes(1 << 20)) for k in range(3)]
+        msgs.append(FileDone("s", n, bytes(32)))
+    sizes = [len(encode_frame(m)) for m in msgs]
+    stream = b"".join(encode_frame(m) for m in msgs)
+    for _ in range(3):
+        dec = FrameDecoder(2 << 20)
+        got: list[Message] = []
+        pos = 0
+        while pos < len(stream):
+            step = rng.randint(1, 600_000)
+            dec.feed(stream[pos : pos + step])
+            got += drain(dec)
+            pos = min(pos + step, len(stream))
+            # Everything received and not yet returned counts (the wire times out a frame that trickles).
+            assert dec.buffered == pos - sum(sizes[: len(got)])
+        assert got == msgs
+        assert dec.buffered == 0
+        assert not dec._frame  # a small frame after the large ones let go of the gathering buffer
+
+
+def test_a_gathered_frame_that_does_not_decode_is_malformed() -> None:
+    body = b"\xc1" * framing.ASSEMBLE_MIN_BYTES
+    frame = len(body).to_bytes(4, "big") + body
+    dec = FrameDecoder(len(body))
+    dec.feed(frame[:1000])
+    assert dec.next_message() is None  # incomplete: gathered from here on
+    dec.feed(frame[1000:] + encode_frame(Ping(1)))
+    with pytest.raises(RemoteProtocolError, match="not a logferry/1 message") as info:
+        dec.next_message()
+    assert info.value.code == Code.MALFORMED
+    with pytest.raises(RemoteProtocolError):
+        dec.next_message()  # sticky: the Ping behind it is never parsed
 
 
 def test_oversized_header_rejected_before_its_body() -> None:
