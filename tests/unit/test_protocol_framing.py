@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import pathlib
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -170,15 +171,27 @@ def test_concatenated_frames_split_arbitrarily() -> None:
     expected = [m for m, _ in GOLDEN] * 3
     rng = random.Random(1)
     for _ in range(50):
-        dec = FrameDecoder(1024)
-        got: list[Message] = []
-        pos = 0
-        while pos < len(stream):
-            step = rng.randint(1, 90)
-            dec.feed(stream[pos : pos + step])
-            got += drain(dec)
-            pos += step
-        assert got == expected
+        assert feed_in_pieces(FrameDecoder(1024), stream, rng, 90) == expected
+
+
+def feed_in_pieces(
+    dec: FrameDecoder,
+    stream: bytes,
+    rng: random.Random,
+    largest: int,
+    check: Callable[[int, list[Message]], None] | None = None,
+) -> list[Message]:
+    """Feed ``stream`` in pieces of 1..``largest`` bytes, draining after each; ``check(fed, got)`` then."""
+    got: list[Message] = []
+    pos = 0
+    while pos < len(stream):
+        step = rng.randint(1, largest)
+        dec.feed(stream[pos : pos + step])
+        got += drain(dec)
+        pos = min(pos + step, len(stream))
+        if check is not None:
+            check(pos, got)
+    return got
 
 
 def test_large_frames_among_small_ones_in_random_pieces() -> None:
@@ -194,16 +207,12 @@ def test_large_frames_among_small_ones_in_random_pieces() -> None:
     stream = b"".join(encode_frame(m) for m in msgs)
     for _ in range(3):
         dec = FrameDecoder(2 << 20)
-        got: list[Message] = []
-        pos = 0
-        while pos < len(stream):
-            step = rng.randint(1, 600_000)
-            dec.feed(stream[pos : pos + step])
-            got += drain(dec)
-            pos = min(pos + step, len(stream))
+
+        def counted(fed: int, got: list[Message], dec: FrameDecoder = dec) -> None:
             # Everything received and not yet returned counts (the wire times out a frame that trickles).
-            assert dec.buffered == pos - sum(sizes[: len(got)])
-        assert got == msgs
+            assert dec.buffered == fed - sum(sizes[: len(got)])
+
+        assert feed_in_pieces(dec, stream, rng, 600_000, counted) == msgs
         assert dec.buffered == 0
         assert not dec._frame  # a small frame after the large ones let go of the gathering buffer
 
