@@ -161,7 +161,7 @@ def run_logferry(run: Runner, plan: Plan) -> None:
     )
     run.step("logferry", "loss", lambda: logferry_side.loss(cmd, plan.n, KILL_AT, plan.quiet, plan.timeout))
     run.step("logferry", "reconcile", lambda: reconcile.measure(10_000_000, 3))
-    run.step("logferry", "files", lambda: files.measure(cmd, skip_install=plan.skip_install))  # vs rsync -a
+    run.step("logferry", "files", lambda: files.measure(cmd, skip_install=plan.skip_install))  # vs rsync
     # The operator console on 1M held records and 10M stored records (stores cached under /tmp).
     run.step("logferry", "console", console.measure)
 
