@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from logferry.protocol.messages import PeerRole
 from logferry.store.content import ContentStore
+from logferry.transport import file_sender
 from logferry.transport.file_sender import FileSender, OutgoingFile
 from logferry.transport.sender import SenderConfig
 from tests.unit.file_server import Ledger, Queue, file_server, ship_all
@@ -80,3 +82,39 @@ async def test_a_file_rewritten_after_it_was_hashed_is_refused_as_changed(
     # Trusted at first only when the quick check passed: then one refusal for now, and a hashed resend.
     assert sender.file_stats.bytes_hashed == SIZE
     assert sender.file_stats.bytes_sent == (2 * SIZE if keep_mtime else SIZE) + SIZE
+
+
+@pytest.mark.parametrize("change", ["appended", "overwritten"])
+async def test_a_file_that_changes_while_it_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Appended to mid-transfer (a log written to again): what was sent is still the queued version, so it
+    is acknowledged as such, checked by hashing its first bytes once. Overwritten mid-transfer: refused."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    item = _queued(folder, 1, _content(1))
+    reads = 0
+
+    def read_then_change(f: BinaryIO, size: int, digest: hashlib._Hash | None) -> bytes:
+        nonlocal reads
+        data = real_read(f, size, digest)
+        reads += 1
+        if reads == 2:  # the first chunk is on its way, the file was trusted
+            with item.local.open("r+b") as w:
+                if change == "appended":
+                    w.seek(0, os.SEEK_END)
+                    w.write(b"more lines\n")
+                else:
+                    w.write(b"X" * 100)
+        return data
+
+    real_read = file_sender._read_piece
+    monkeypatch.setattr(file_sender, "_read_piece", read_then_change)
+    queue, sender, ledger, content = await _ship(tmp_path, [item])
+    if change == "appended":
+        assert queue.acknowledged == [1] and queue.refusals == []
+        assert content.path_for(item.sha256).read_bytes() == _content(1)
+    else:
+        assert queue.acknowledged == [] and queue.refusals == [1]
+        assert not ledger.held and not content.has(item.sha256)
+    assert sender.file_stats.bytes_hashed == SIZE  # only the check at the end read it again

@@ -534,7 +534,11 @@ class FileSender(Sender):
                 await self._cancel(wire, item, exc)
                 return None
         elif digest is None and not self._trusted(item, f):
-            raise FileChanged(f"{item.local} changed while it was sent (its size or mtime differs now)")
+            # It changed while it was sent. If it only grew (a log written to again), its first item.size
+            # bytes are still the queued version, which is what was sent: hash them now to know.
+            self.file_stats.bytes_hashed += item.size
+            if not await asyncio.to_thread(_starts_with, f, item.size, item.sha256):
+                raise FileChanged(f"{item.local} changed while it was sent (its content differs now)")
         sha = item.sha256 if digest is None else digest.digest()
         await wire.write(conn.file_done(FileDone(item.source, item.seq, sha), wire.now()))
         while True:
@@ -606,6 +610,17 @@ def _read_all(items: list[OutgoingFile]) -> list[bytes | FileChanged]:
         except FileChanged as exc:
             out.append(exc)
     return out
+
+
+def _starts_with(f: BinaryIO, size: int, sha256: bytes) -> bool:
+    """Whether the first ``size`` bytes of the open file ``f`` hash to ``sha256`` (blocks)."""
+    digest = hashlib.sha256()
+    f.seek(0)
+    try:
+        _hash_prefix(f, digest, size)
+    except FileChanged:
+        return False  # shorter now
+    return digest.digest() == sha256
 
 
 def _hash_prefix(f: BinaryIO, digest: hashlib._Hash, size: int) -> None:
