@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from logferry.errors import StoreError
-from logferry.store.sqlite import Database, Durability
+from logferry.store.sqlite import Database, Durability, rows_by_id
 
 SCHEMA = ["CREATE TABLE t(x INTEGER PRIMARY KEY);"]
 
@@ -168,3 +168,17 @@ async def test_close_drains_queued_writes_then_refuses(tmp_path: Path) -> None:
     assert db.read_sync(all_x) == list(range(20))
     assert db.write_sync(insert(20)) == 20
     db.close_sync()
+
+
+def test_rows_by_id_finds_exactly_the_stored_ids_over_many_queries() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE items(source TEXT, seq INTEGER, v TEXT, PRIMARY KEY (source, seq))")
+    stored = {("a", seq) for seq in range(0, 3000, 3)} | {("b", seq) for seq in range(1, 1200, 2)}
+    conn.executemany("INSERT INTO items VALUES (?, ?, ?)", [(s, q, f"{s}{q}") for s, q in stored])
+    asked = [("a", q) for q in range(2000)] + [("b", q) for q in range(1500)] + [("c", 1), ("a", 9)]
+    rows = list(rows_by_id(conn, "items", "v", asked))
+    got = {(s, q) for s, q, _v in rows}
+    assert got == stored & set(asked)
+    assert len(rows) == len(got)  # an id asked twice is still one row
+    assert all(v == f"{s}{q}" for s, q, v in rows)
+    assert list(rows_by_id(conn, "items", "v", [])) == []

@@ -75,8 +75,8 @@ class RelayFileLedger:
 
     async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[tuple[str, int]]:
         def run(c: sqlite3.Connection) -> list[tuple[str, int, bytes, bytes]]:
-            found = ((source, seq, sha, journal_files.get(c, source, seq)) for source, seq, sha in files)
-            return [(source, seq, sha, item.sha256) for source, seq, sha, item in found if item is not None]
+            held = journal_files.journaled(c, ((source, seq) for source, seq, _sha in files))
+            return [(s, q, sha, held[s, q]) for s, q, sha in files if (s, q) in held]
 
         known = await self.journal.read_with(run)
         for source, seq, sha, held in known:
@@ -301,12 +301,8 @@ class RelayFileOutbox:
 
     async def acked_many(self, items: list[OutgoingFile]) -> None:
         now = time.time_ns()
-
-        def run(c: sqlite3.Connection) -> None:
-            for item in items:
-                journal_files.mark_sent(c, item.source, item.seq, now)
-
-        await self.journal.write_with(run)
+        keys = [(item.source, item.seq) for item in items]
+        await self.journal.write_with(lambda c: journal_files.mark_sent_many(c, keys, now))
         self.on_acked()
 
     async def refused(self, item: OutgoingFile, nack: FileNack) -> None:

@@ -35,7 +35,7 @@ from logferry.protocol.messages import FileOffer
 from logferry.reconcile.summary import BucketTally, ItemKind, Summary, bucket_span
 from logferry.reconcile.tables import BUCKETS_SQL, add_tally, dirty_sql, set_bucket
 from logferry.store.content import ContentStore, sha256_of
-from logferry.store.sqlite import Database, Durability
+from logferry.store.sqlite import Database, Durability, rows_by_id
 
 T = TypeVar("T")
 log = logging.getLogger("logferry.files")
@@ -345,11 +345,9 @@ class CollectorFiles:
 
     async def files_known(self, files: list[tuple[str, int, bytes]]) -> set[tuple[str, int]]:
         def run(c: sqlite3.Connection) -> list[tuple[str, int, bytes, bytes]]:
-            sql = "SELECT sha256 FROM files WHERE source = ? AND seq = ?"
-            found = (
-                (source, seq, sha, c.execute(sql, (source, seq)).fetchone()) for source, seq, sha in files
-            )
-            return [(source, seq, sha, bytes(row[0])) for source, seq, sha, row in found if row is not None]
+            rows = rows_by_id(c, "files", "sha256", ((source, seq) for source, seq, _sha in files))
+            held = {(source, seq): bytes(sha) for source, seq, sha in rows}
+            return [(s, q, sha, held[s, q]) for s, q, sha in files if (s, q) in held]
 
         stored = await self.manifests.read_with(run)
         known: set[tuple[str, int]] = set()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -26,6 +26,7 @@ from logferry.model import Fate
 from logferry.reconcile.summary import BucketTally, ItemKind
 from logferry.reconcile.tables import add_tally
 from logferry.store.journal_tx import bump_counters
+from logferry.store.sqlite import rows_by_id
 
 _OUTGOING = (int(Fate.FORWARDED), int(Fate.RELEASED))
 # Spelled as the partial index file_items_waiting is (store/journal.py), so that SQLite uses it: in order.
@@ -71,10 +72,10 @@ def commit_many(conn: sqlite3.Connection, items: Sequence[FileItem]) -> list[boo
     False (nothing written for it) if its id is journaled already or earlier in ``items``."""
     written: list[bool] = []
     fresh: list[FileItem] = []
-    seen: set[tuple[str, int]] = set()
+    seen = set(journaled(conn, ((i.source, i.seq) for i in items)))
     for item in items:
         key = (item.source, item.seq)
-        new = key not in seen and get(conn, item.source, item.seq) is None
+        new = key not in seen
         seen.add(key)
         written.append(new)
         if new:
@@ -97,6 +98,11 @@ def commit_many(conn: sqlite3.Connection, items: Sequence[FileItem]) -> list[boo
     return written
 
 
+def journaled(conn: sqlite3.Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+    """Which of these ids are journaled, with their sha256 (in few queries: ``rows_by_id``)."""
+    return {(source, seq): bytes(sha) for source, seq, sha in rows_by_id(conn, "file_items", "sha256", keys)}
+
+
 def outbox(
     conn: sqlite3.Connection, limit: int, busy: Collection[tuple[str, int]] = frozenset()
 ) -> list[FileItem]:
@@ -117,8 +123,13 @@ def outbox_count(conn: sqlite3.Connection) -> int:
 
 
 def mark_sent(conn: sqlite3.Connection, source: str, seq: int, now_ns: int) -> None:
-    conn.execute(
-        "UPDATE file_items SET sent = 1, sent_ns = ? WHERE source = ? AND seq = ?", (now_ns, source, seq)
+    mark_sent_many(conn, [(source, seq)], now_ns)
+
+
+def mark_sent_many(conn: sqlite3.Connection, keys: Sequence[tuple[str, int]], now_ns: int) -> None:
+    conn.executemany(
+        "UPDATE file_items SET sent = 1, sent_ns = ? WHERE source = ? AND seq = ?",
+        [(now_ns, source, seq) for source, seq in keys],
     )
 
 
