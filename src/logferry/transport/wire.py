@@ -17,7 +17,7 @@ from logferry.errors import RemoteProtocolError, TransportError
 from logferry.protocol.connection import ClientConnection, ClientEvent, ServerConnection, ServerEvent
 from logferry.protocol.messages import Code
 
-READ_CHUNK = 1 << 18
+READ_CHUNK = 1 << 20
 # Above this much unsent data, a write waits for the peer to drain it (bounded memory per connection).
 WRITE_HIGH_WATER = 1 << 20
 
@@ -89,7 +89,9 @@ class Wire(Generic[C]):
                 deadline = partial_deadline if deadline is None else min(deadline, partial_deadline)
             timeout = None if deadline is None else max(0.0, deadline - now)
             try:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+                # asyncio.timeout, not wait_for: no task is made per read (3.11), and reads are most calls.
+                async with asyncio.timeout(timeout):
+                    data = await self.reader.read(READ_CHUNK)
             except TimeoutError:
                 conn.handle_timer(self.now())
                 self._check_partial(self.now())
