@@ -20,6 +20,8 @@ from logferry.protocol.messages import Code
 READ_CHUNK = 1 << 20
 # Above this much unsent data, a write waits for the peer to drain it (bounded memory per connection).
 WRITE_HIGH_WATER = 1 << 20
+# A larger write is handed to the transport in pieces of this size (``Wire.write``).
+WRITE_SLICE = 1 << 18
 
 C = TypeVar("C", bound=ClientConnection | ServerConnection)
 
@@ -51,24 +53,46 @@ class Wire(Generic[C]):
         return time.monotonic()
 
     async def write(self, data: bytes) -> None:
-        """Write frames, waiting (bounded) for the peer to read them when the buffer is high."""
+        """Write frames, waiting (bounded) for the peer to read them when the buffer is high.
+
+        Writes queue on one lock, in order, so a frame is never interleaved with another. A large write
+        goes in ``WRITE_SLICE`` pieces, each once the transport's buffer drained: asyncio (3.11) copies
+        whatever the socket did not take into its buffer and shifts that buffer after every send, megabytes
+        per 4 MiB chunk."""
         if not data:
             return
         if self.writer.is_closing():
             raise TransportError(f"connection to {self.peer} is closed")
-        self.writer.write(data)
-        transport = self.writer.transport
-        if transport.get_write_buffer_size() > WRITE_HIGH_WATER:
-            async with self._write_lock:
-                try:
-                    await asyncio.wait_for(self.writer.drain(), self._write_timeout_s)
-                except TimeoutError as exc:
-                    raise RemoteProtocolError(
-                        f"{self.peer} has not read our data for {self._write_timeout_s:.0f} s",
-                        code=Code.TIMEOUT,
-                    ) from exc
-                except (ConnectionError, OSError) as exc:
-                    raise TransportError(f"writing to {self.peer} failed: {exc}") from exc
+        async with self._write_lock:
+            transport = self.writer.transport
+            if len(data) <= WRITE_SLICE:
+                self.writer.write(data)
+                if transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                    await self._drain()
+                return
+            view = memoryview(data)
+            pos = 0
+            try:
+                while pos < len(view):
+                    if transport.get_write_buffer_size() > 0:
+                        await self._drain()
+                    self.writer.write(view[pos : pos + WRITE_SLICE])
+                    pos += WRITE_SLICE
+            except BaseException:
+                # Cancelled or failed halfway: the rest of the frame goes to the buffer, never half a frame.
+                if pos < len(view) and not self.writer.is_closing():
+                    self.writer.write(view[pos:])
+                raise
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.wait_for(self.writer.drain(), self._write_timeout_s)
+        except TimeoutError as exc:
+            raise RemoteProtocolError(
+                f"{self.peer} has not read our data for {self._write_timeout_s:.0f} s", code=Code.TIMEOUT
+            ) from exc
+        except (ConnectionError, OSError) as exc:
+            raise TransportError(f"writing to {self.peer} failed: {exc}") from exc
 
     async def flush(self) -> None:
         await self.write(self.conn.data_to_send())
