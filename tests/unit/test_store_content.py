@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from logferry.store.content import DIRECT_MIN_BYTES, ContentMismatch, ContentStore
+from logferry.store.content import DIRECT_MIN_BYTES, HASH_BESIDE_BYTES, ContentMismatch, ContentStore
 
 DATA = bytes(range(256)) * 1000
 SHA = hashlib.sha256(DATA).digest()
@@ -117,6 +117,22 @@ def test_large_pieces_go_around_the_page_cache_and_mix_with_others(tmp_path: Pat
     finally:
         if where == "tmpfs":
             shutil.rmtree(root)
+
+
+def test_a_large_piece_refused_while_it_was_being_hashed_leaves_the_hash_of_what_was_written(
+    tmp_path: Path,
+) -> None:
+    """Large pieces are hashed beside their write: a piece refused (wrong offset) must leave no trace."""
+    data = os.urandom(2 * HASH_BESIDE_BYTES + 10)
+    sha = hashlib.sha256(data).digest()
+    store = ContentStore(tmp_path)
+    part = store.open_partial("dev/files", 8, sha, len(data))
+    part.write(0, data[:HASH_BESIDE_BYTES])
+    with pytest.raises(ValueError, match="write at"):
+        part.write(HASH_BESIDE_BYTES + 1, data[HASH_BESIDE_BYTES:])  # one byte off: refused
+    part.write(HASH_BESIDE_BYTES, data[HASH_BESIDE_BYTES:])
+    assert part.sha256 == sha
+    assert store.commit(part, sha).read_bytes() == data
 
 
 SMALL_MAX = 4096

@@ -110,6 +110,19 @@ DIRECT_ALIGN = 4096  # offsets and lengths of direct writes: a multiple of any d
 DIRECT_MIN_BYTES = 1 << 20  # smaller pieces go through the page cache (staging them costs more than it saves)
 
 
+HASH_BESIDE_BYTES = 1 << 20  # a piece this large is hashed beside its write (``Partial.write``)
+_HASHER: ThreadPoolExecutor | None = None
+
+
+def _hasher() -> ThreadPoolExecutor:
+    """The threads that hash large pieces while they are written (each write waits for its own hash, so a
+    partial's pieces are hashed in order)."""
+    global _HASHER  # noqa: PLW0603 - one per process, made on first use
+    if _HASHER is None:
+        _HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logferry-hash")
+    return _HASHER
+
+
 def _open_direct(path: Path) -> int:
     """A second descriptor on ``path`` for direct writes, or -1 where there is none (not Linux, tmpfs)."""
     flag = getattr(os, "O_DIRECT", 0)
@@ -143,18 +156,30 @@ class Partial:
         self._buffer: mmap.mmap | None = None  # page-aligned staging for direct writes
 
     def write(self, offset: int, data: bytes) -> None:
-        with self._lock:
-            if self._fd < 0:
-                raise ValueError(f"partial {self.path.name} is closed")
-            if offset != self.size:
-                raise ValueError(f"write at {offset}, partial {self.path.name} has {self.size} bytes")
-            if not self._write_direct(offset, data):
-                view = memoryview(data)
-                while view:
-                    n = os.pwrite(self._fd, view, offset)
-                    view, offset = view[n:], offset + n
-            self.size += len(data)
-        self._hash.update(data)  # outside the lock: a sync need not wait for hashing
+        """Append ``data`` at ``offset`` (the current size). A large piece is hashed in another thread while
+        it is written, since both let go of the GIL: a chunk costs the longer of the two, not their sum."""
+        hashing = _hasher().submit(self._hash.update, data) if len(data) >= HASH_BESIDE_BYTES else None
+        try:
+            with self._lock:
+                if self._fd < 0:
+                    raise ValueError(f"partial {self.path.name} is closed")
+                if offset != self.size:
+                    raise ValueError(f"write at {offset}, partial {self.path.name} has {self.size} bytes")
+                if not self._write_direct(offset, data):
+                    view = memoryview(data)
+                    while view:
+                        n = os.pwrite(self._fd, view, offset)
+                        view, offset = view[n:], offset + n
+                self.size += len(data)
+        except BaseException:
+            if hashing is not None:
+                hashing.result()
+                self._hash = sha256_of(self.path, self.size)  # it took bytes that were not written
+            raise
+        if hashing is None:
+            self._hash.update(data)  # outside the lock: a sync need not wait for hashing
+        else:
+            hashing.result()
 
     def _write_direct(self, offset: int, data: bytes) -> bool:
         """Write a large aligned piece around the page cache (O_DIRECT); False if it must go through it.
