@@ -16,7 +16,7 @@ import pytest
 from logferry import model
 from logferry.errors import RemoteProtocolError
 from logferry.protocol import framing
-from logferry.protocol.framing import FrameDecoder, encode_frame
+from logferry.protocol.framing import FrameDecoder, encode_frame, encode_frame_buffer
 from logferry.protocol.messages import (
     Ack,
     Auth,
@@ -132,6 +132,7 @@ def test_golden_table_covers_every_message_type() -> None:
 @pytest.mark.parametrize(("msg", "hexframe"), GOLDEN, ids=IDS)
 def test_encode_is_exact(msg: Message, hexframe: str) -> None:
     assert encode_frame(msg).hex() == hexframe
+    assert encode_frame_buffer(msg).hex() == hexframe  # the same bytes, without the copy into bytes
 
 
 @pytest.fixture(params=["in-place", "gathered"])

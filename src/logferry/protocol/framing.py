@@ -43,6 +43,12 @@ def encode_body(msg: Message) -> bytes:
 
 def encode_frame(msg: Message) -> bytes:
     """One complete frame: header and body."""
+    return bytes(encode_frame_buffer(msg))
+
+
+def encode_frame_buffer(msg: Message) -> bytearray:
+    """``encode_frame`` without the final copy into bytes: for a 4 MiB file chunk that copy cost as much as
+    encoding it. The caller must not change the buffer before it is written."""
     buf = bytearray(HEADER_BYTES)
     # encode_into writes the body after the reserved header, which saves concatenating a ~200 KB body.
     _encoder.encode_into(msg, buf, HEADER_BYTES)
@@ -50,7 +56,7 @@ def encode_frame(msg: Message) -> bytes:
     if size > MAX_FRAME_LIMIT:
         raise ValueError(f"a {type(msg).__name__} of {size} bytes cannot be framed (limit {MAX_FRAME_LIMIT})")
     _HEADER.pack_into(buf, 0, size)
-    return bytes(buf)
+    return buf
 
 
 def decode_frame_body(body: bytes | memoryview) -> Message:

@@ -52,7 +52,7 @@ class Wire(Generic[C]):
     def now() -> float:
         return time.monotonic()
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray) -> None:
         """Write frames, waiting (bounded) for the peer to read them when the buffer is high.
 
         Writes queue on one lock, in order, so a frame is never interleaved with another. A large write
