@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import hashlib
 import itertools
 import mmap
@@ -111,16 +112,13 @@ DIRECT_MIN_BYTES = 1 << 20  # smaller pieces go through the page cache (staging 
 
 
 HASH_BESIDE_BYTES = 1 << 20  # a piece this large is hashed beside its write (``Partial.write``)
-_HASHER: ThreadPoolExecutor | None = None
 
 
+@functools.cache
 def _hasher() -> ThreadPoolExecutor:
-    """The threads that hash large pieces while they are written (each write waits for its own hash, so a
-    partial's pieces are hashed in order)."""
-    global _HASHER  # noqa: PLW0603 - one per process, made on first use
-    if _HASHER is None:
-        _HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logferry-hash")
-    return _HASHER
+    """The threads that hash large pieces while they are written, made on first use (each write waits for
+    its own hash, so a partial's pieces are hashed in order)."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="logferry-hash")
 
 
 def _open_direct(path: Path) -> int:

@@ -387,7 +387,7 @@ class FileSender(Sender):
                     answer = await self._send_content(wire, item, answer.offset, reader)
         except FileChanged as exc:
             # The transfer cannot be finished as offered: the queue re-reads the file as a new version.
-            self._rehash.discard(key)
+            self._settled(key)
             await self.files.refused(
                 item, FileNack(item.source, item.seq, int(Code.MALFORMED), str(exc), False)
             )
@@ -397,17 +397,13 @@ class FileSender(Sender):
         if answer is None:
             return  # cancelled: a growing file stopped arriving or turned out bad
         if isinstance(answer, FileAck):
-            self._sent_upto.pop(key, None)
-            self._sent_ends.pop(key, None)
-            self._rehash.discard(key)
+            self._settled(key)
             self.file_stats.files += 1
             await self.files.acked(item)
             return
         if isinstance(answer, FileNack):
-            self._sent_upto.pop(key, None)
-            self._sent_ends.pop(key, None)
+            self._settled(key)
             if not answer.retry:
-                self._rehash.discard(key)
                 log.warning("%s refused file %s:%d (%s): %s", self.target, item.source, item.seq, item.path,
                             answer.reason)  # fmt: skip
                 await self.files.refused(item, answer)
@@ -546,6 +542,13 @@ class FileSender(Sender):
             if not isinstance(answer, FileProgress):
                 return answer
 
+    def _settled(self, key: Key) -> None:
+        """The next hop answered this attempt (held, refused, or refused for now): forget what this sender
+        kept about it; a refusal for now marks it to be hashed on the next attempt afterwards."""
+        self._sent_upto.pop(key, None)
+        self._sent_ends.pop(key, None)
+        self._rehash.discard(key)
+
     def _trusted(self, item: OutgoingFile, f: BinaryIO) -> bool:
         """Whether the open file is still the version its manifest names, without reading it: same size and
         mtime as when the queue hashed it (rsync's quick check), and not refused since. Hashing 1 GiB again
@@ -553,11 +556,11 @@ class FileSender(Sender):
         byte against the offered sha256 anyway; if a rewrite kept size and mtime, it refuses the file for
         now, and from then on this sender hashes it while sending: what it read no longer matches the offer,
         so the file is refused for good and queued again as a new version."""
-        if (item.source, item.seq) in self._rehash or isinstance(f, io.BytesIO):
+        if (item.source, item.seq) in self._rehash:
             return False
         try:
             st = os.fstat(f.fileno())
-        except (OSError, ValueError, io.UnsupportedOperation):
+        except (OSError, ValueError, io.UnsupportedOperation):  # content from memory has no descriptor
             return False
         return st.st_size == item.size and st.st_mtime_ns == item.mtime_ns
 
