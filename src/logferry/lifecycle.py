@@ -2,7 +2,10 @@
 
 The first SIGTERM or SIGINT asks the role to stop: it stops accepting, drains in-flight work within
 its deadline and exits 0. A second signal forces an immediate exit (status 130), for an operator who will
-not wait.
+not wait. A background duty that must run until the stop (forwarding, watching folders, reconciling) and
+ends before it, by an error or otherwise, is a bug: it is logged with its traceback and the role stops the
+same orderly way, exiting 70 (EX_SOFTWARE), so a service manager restarts it. A role left running with a
+dead duty would look healthy while it ships nothing.
 This module never touches stores or sockets; roles own those.
 """
 
@@ -20,6 +23,7 @@ from typing import Any
 log = logging.getLogger("logferry")
 
 FORCED_EXIT_STATUS = 130
+FAILED_DUTY_STATUS = 70  # EX_SOFTWARE in sysexits.h: an internal error
 
 
 def setup_logging(level: str = "info") -> None:
@@ -44,6 +48,54 @@ class StopSignal:
     def __init__(self) -> None:
         self.event = asyncio.Event()
         self._count = 0
+        self.failed: str | None = None  # the duty whose end stopped the role
+        self._winding_down = False  # the role ends its duties itself from now on
+
+    @property
+    def status(self) -> int:
+        """The role's exit status: 0 after a requested stop, ``FAILED_DUTY_STATUS`` after a duty ended."""
+        return 0 if self.failed is None else FAILED_DUTY_STATUS
+
+    def watch(
+        self, task: asyncio.Task[Any], duty: str, *, may_finish: bool = False, fatal: bool = True
+    ) -> asyncio.Task[Any]:
+        """Stop the role if ``task`` (``duty``, in words) fails, or ends at all unless ``may_finish``,
+        before a stop was asked for; returns the task. A duty that is not ``fatal`` (derived data the
+        role can do without) is only logged: the role goes on without it."""
+        task.add_done_callback(lambda done: self._ended(done, duty, may_finish, fatal))
+        return task
+
+    def wind_down(self) -> None:
+        """The role is ending (asked to, done, or failing): its duties may end from now on."""
+        self._winding_down = True
+
+    def _ended(self, task: asyncio.Task[Any], duty: str, may_finish: bool, fatal: bool) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None and may_finish:
+            return
+        if self.event.is_set() or self._winding_down:
+            if error is not None:  # while stopping: still said, never swallowed
+                log.error("%s failed while stopping: %s", duty, error, exc_info=error)
+            return
+        if not fatal:
+            log.error(
+                "%s stopped: %s; the rest goes on without it, a restart starts it again (a bug: please "
+                "report it with this traceback)",
+                duty,
+                error or "it ended on its own",
+                exc_info=error,
+            )
+            return
+        if error is not None:
+            log.critical("%s failed: %s; stopping (a bug: please report it with this traceback)",
+                         duty, error, exc_info=error)  # fmt: skip
+        else:
+            log.critical("%s ended on its own; stopping (a bug: please report it)", duty)
+        self.failed = duty
+        self._count += 1  # a signal after this forces the exit, as a second signal does
+        self.event.set()
 
     def trigger(self, signame: str = "request") -> None:
         self._count += 1

@@ -186,7 +186,8 @@ class LogferryHandler(logging.Handler):
                 extra_inputs=[_QueueInput(self._entries, self._closing)],
                 announce=False,
             )
-            await agent.run(self._stop)
+            if await agent.run(self._stop) != 0:
+                raise RuntimeError(f"the embedded agent stopped: {self._stop.failed} failed (see the log)")
 
         try:
             asyncio.run(main())

@@ -228,7 +228,9 @@ class Agent:
 
         writer = SpoolWriter(spool, sender.notify)
         sender_stop = asyncio.Event()
-        shipping = asyncio.create_task(sender.run(sender_stop))
+        shipping = stop.watch(
+            asyncio.create_task(sender.run(sender_stop)), f"shipping records to {cfg.relay}"
+        )
         file_specs = [i for i in cfg.inputs if isinstance(i, FilesInput)]
         file_queue: FileQueueStore | None = None
         file_tasks: list[asyncio.Task[None]] = []
@@ -241,8 +243,12 @@ class Agent:
                                      chunk_bytes=min(s.chunk_bytes for s in file_specs))  # fmt: skip
             watches = [FolderWatch(s, file_queue, file_sender.notify) for s in file_specs]
             file_sender.files = AgentFiles(file_queue, watches)
-            file_tasks = [asyncio.create_task(w.run()) for w in watches]
-            file_tasks.append(asyncio.create_task(file_sender.run(sender_stop)))
+            file_tasks = [
+                stop.watch(asyncio.create_task(w.run()), f"watching {', '.join(w.spec.paths)}")
+                for w in watches
+            ]
+            shipping_files = asyncio.create_task(file_sender.run(sender_stop))
+            file_tasks.append(stop.watch(shipping_files, f"shipping files to {cfg.relay}"))
         checkpoints = await spool.checkpoints()
         readers = [
             asyncio.create_task(self._run_input(i, checkpoints, writer.emit))
@@ -262,6 +268,7 @@ class Agent:
             else:
                 await stop.wait()
         finally:
+            stop.wind_down()  # the duties end now: that is no failure
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
@@ -278,7 +285,7 @@ class Agent:
             await spool.close()
         log.info("agent stopped: %d records acknowledged by the relay, %d waiting in the spool",
                  stats.acked_through, stats.unacked_records)  # fmt: skip
-        return 0
+        return stop.status
 
     async def _on_open(self, spool: Spool, welcome: Welcome) -> None:
         """Skip what the relay already holds (its ack was lost in a crash)."""

@@ -155,13 +155,16 @@ class Collector:
         )
         secret = api_token(cfg, "collector")
         audit = await AuditLog.open(self.data_dir / "audit.db", store_durability(cfg.durability))
-        indexer = asyncio.create_task(self._materialize(store, sink))
-        rehash = asyncio.create_task(rehash_files(manifests, cfg.file_rehash_interval_s))
+        indexer = stop.watch(asyncio.create_task(self._materialize(store, sink)), "indexing records")
+        rehash = stop.watch(asyncio.create_task(rehash_files(manifests, cfg.file_rehash_interval_s)),
+                            "re-hashing stored files", may_finish=True)  # fmt: skip
         analysis = await AnalysisStore.open(self.data_dir, store_durability(cfg.durability))
         follower = Follower(store, analysis, settings_from(cfg), busy=lambda: self._busy(sink, store),
                             catching_up=lambda: self._indexing)  # fmt: skip
         # Behind ingestion, in its own task (analysis/follower.py); derived data, so it may be turned off.
-        miner = asyncio.create_task(follower.run()) if cfg.analysis_enabled else None
+        miner = None
+        if cfg.analysis_enabled:  # derived data: if it fails, records and files are still received
+            miner = stop.watch(asyncio.create_task(follower.run()), "log analysis", fatal=False)
         api: RunningApi | None = None
         try:
             address = await listener.start()
@@ -180,6 +183,7 @@ class Collector:
                 await api.stop(cfg.shutdown_timeout_s)  # API requests end before the stores close
             await listener.shutdown(cfg.shutdown_timeout_s)
         finally:
+            stop.wind_down()  # the duties end now: that is no failure
             if api is not None:
                 await api.stop(cfg.shutdown_timeout_s)  # no-op unless an error skipped the ordered stop
             await audit.close()
@@ -196,7 +200,7 @@ class Collector:
             await manifests.close()
             await store.close()
         log.info("collector stopped")
-        return 0
+        return stop.status
 
     async def _materialize(self, store: RecordStore, sink: CollectorSink) -> None:
         """Turn received batches into rows, then index them for search, behind ingestion.

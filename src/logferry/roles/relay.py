@@ -240,12 +240,20 @@ class Relay:
         secret = api_token(cfg, "relay")
         audit = await AuditLog.open(self.data_dir / "audit.db", store_durability(cfg.durability))
         sender_stop = asyncio.Event()
-        forwarding = asyncio.create_task(sender.run(sender_stop))
-        reconciling = asyncio.create_task(reconciler.run(sender_stop))
-        sweeping = asyncio.create_task(gaps.run(sender_stop))  # device gaps the journal filled close
-        forwarding_files = asyncio.create_task(file_sender.run(sender_stop))
-        retaining = asyncio.create_task(retention.run(sender_stop))  # files' content within file_keep_bytes
-        sampling = asyncio.create_task(rates.run(sender_stop))  # the console's and /api/rates' history
+        to = cfg.collector
+        forwarding = stop.watch(asyncio.create_task(sender.run(sender_stop)), f"forwarding records to {to}")
+        reconciling = stop.watch(
+            asyncio.create_task(reconciler.run(sender_stop)), f"reconciling with {to}", may_finish=True
+        )  # interval 0: on demand only
+        # Device gaps the journal filled close:
+        sweeping = stop.watch(asyncio.create_task(gaps.run(sender_stop)), "sweeping devices' gaps")
+        forwarding_files = stop.watch(
+            asyncio.create_task(file_sender.run(sender_stop)), f"forwarding files to {to}"
+        )
+        # Files' content within file_keep_bytes:
+        retaining = stop.watch(asyncio.create_task(retention.run(sender_stop)), "retaining files' content")
+        # The console's and /api/rates' history:
+        sampling = stop.watch(asyncio.create_task(rates.run(sender_stop)), "sampling rates")
         api: RunningApi | None = None
         try:
             address = await listener.start()
@@ -269,6 +277,7 @@ class Relay:
                 await api.stop(cfg.shutdown_timeout_s)  # operators' requests end before the stores close
             await listener.shutdown(cfg.shutdown_timeout_s)
         finally:
+            stop.wind_down()  # the duties end now: that is no failure
             for extra in inputs:  # after the agents' port, before the stores close; a no-op if never started
                 await extra.shutdown(cfg.shutdown_timeout_s)
             if api is not None:
@@ -296,4 +305,4 @@ class Relay:
             await journal.close()
             content.close()  # after the journal: its writer thread removes content in retention passes
         log.info("relay stopped")
-        return 0
+        return stop.status

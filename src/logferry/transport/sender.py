@@ -169,6 +169,10 @@ class Sender:
                 self.status.last_error = str(exc)
                 level = logging.ERROR if isinstance(exc, AuthError) or _is_auth(exc) else logging.WARNING
                 log.log(level, "session with %s ended: %s", self.target, exc)
+            except Exception as exc:  # a bug in one session must not end shipping for good
+                self.status.last_error = f"internal error: {exc!r}"
+                log.error("session with %s failed: %r; reconnecting (a bug: please report it with this "
+                          "traceback)", self.target, exc, exc_info=exc)  # fmt: skip
             finally:
                 self.status.connected = False
                 self.status.in_flight = 0

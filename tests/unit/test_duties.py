@@ -1,0 +1,120 @@
+"""A role's background duties never die in silence: a duty that fails or ends before the stop is logged with
+its traceback and stops the role with exit status 70 (lifecycle.StopSignal.watch); a bug in one sender
+session is logged and the sender reconnects (transport/sender.py), over a real loopback file server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Collection
+from pathlib import Path
+
+import pytest
+
+from logferry.lifecycle import FAILED_DUTY_STATUS, StopSignal
+from logferry.protocol.messages import PeerRole
+from logferry.transport.file_sender import FileSender, Key, OutgoingFile
+from logferry.transport.sender import SenderConfig
+from tests.unit.file_server import Queue, file_server, ship_all
+
+
+async def _fails() -> None:
+    await asyncio.sleep(0)
+    raise KeyError("the bug")
+
+
+async def _returns() -> None:
+    await asyncio.sleep(0)
+
+
+async def test_a_failing_duty_stops_the_role_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    stop = StopSignal()
+    stop.watch(asyncio.create_task(_fails()), "shipping files to relay:1")
+    await asyncio.wait_for(stop.wait(), 5)
+    assert stop.failed == "shipping files to relay:1"
+    assert stop.status == FAILED_DUTY_STATUS == 70
+    [record] = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert "shipping files to relay:1 failed: 'the bug'" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+async def test_a_duty_that_ends_on_its_own_stops_the_role_unless_it_may(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = StopSignal()
+    done = stop.watch(asyncio.create_task(_returns()), "re-hashing", may_finish=True)
+    await done
+    await asyncio.sleep(0)  # the done callbacks run
+    assert not stop.event.is_set() and stop.status == 0
+    stop.watch(asyncio.create_task(_returns()), "forwarding")
+    await asyncio.wait_for(stop.wait(), 5)
+    assert stop.failed == "forwarding" and stop.status == FAILED_DUTY_STATUS
+    assert "forwarding ended on its own" in caplog.text
+
+
+async def test_cancelled_or_stopping_duties_do_not_fail_the_role(caplog: pytest.LogCaptureFixture) -> None:
+    stop = StopSignal()
+    forever = stop.watch(asyncio.create_task(asyncio.Event().wait()), "forwarding")
+    forever.cancel()
+    await asyncio.gather(forever, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert not stop.event.is_set()
+    stop.trigger("SIGTERM")
+    late = stop.watch(asyncio.create_task(_fails()), "reconciling")
+    await asyncio.gather(late, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert stop.status == 0  # asked to stop: the error is said, the exit stays clean
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "reconciling failed while stopping" in record.getMessage() and record.exc_info is not None
+
+
+async def test_duties_may_end_once_the_role_winds_down_by_itself(caplog: pytest.LogCaptureFixture) -> None:
+    stop = StopSignal()  # e.g. the --stdin agent, done once all is acknowledged: no signal came
+    stop.wind_down()
+    await stop.watch(asyncio.create_task(_returns()), "shipping records")
+    await asyncio.sleep(0)
+    assert not stop.event.is_set() and stop.status == 0 and caplog.text == ""
+
+
+async def test_a_duty_that_is_not_fatal_is_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    stop = StopSignal()
+    task = stop.watch(asyncio.create_task(_fails()), "log analysis", fatal=False)
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert not stop.event.is_set() and stop.status == 0
+    assert "log analysis stopped: 'the bug'; the rest goes on without it" in caplog.text
+
+
+class BuggyOnce(Queue):
+    """A queue whose first read raises what no transport error handler expects."""
+
+    def __init__(self, files: list[OutgoingFile]) -> None:
+        super().__init__(files)
+        self.raised = False
+
+    async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
+        if not self.raised:
+            self.raised = True
+            raise RuntimeError("a bug in the queue")
+        return await super().next_files(limit, busy)
+
+
+async def test_a_bug_in_a_session_is_logged_and_the_sender_reconnects(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "a.log"
+    path.write_bytes(b"x" * 1000)
+    st = path.stat()
+    item = OutgoingFile("dev/files", 1, str(path), st.st_size, st.st_mtime_ns,
+                        hashlib.sha256(path.read_bytes()).digest(), path)  # fmt: skip
+    queue = BuggyOnce([item])
+    async with file_server(tmp_path / "store") as server:
+        config = SenderConfig("127.0.0.1", server.port, "dev", PeerRole.AGENT, None, reconnect_min_s=0.05)
+        sender = FileSender(config, queue)
+        await ship_all(sender, queue)
+    assert queue.raised and queue.acknowledged == [1]
+    assert ("dev/files", 1) in server.ledger.held
+    [record] = [r for r in caplog.records if "a bug in the queue" in r.getMessage()]
+    assert record.levelno == logging.ERROR and "reconnecting" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
