@@ -70,15 +70,16 @@ class StopSignal:
         self._winding_down = True
 
     def _ended(self, task: asyncio.Task[Any], duty: str, may_finish: bool, fatal: bool) -> None:
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is None and may_finish:
-            return
+        cancelled = task.cancelled()
+        error = None if cancelled else task.exception()
         if self.event.is_set() or self._winding_down:
             if error is not None:  # while stopping: still said, never swallowed
                 log.error("%s failed while stopping: %s", duty, error, exc_info=error)
             return
+        if error is None and may_finish and not cancelled:
+            return
+        if cancelled:  # nobody cancels a duty before the role winds down: a cancellation leaked into it
+            error = asyncio.CancelledError(f"{duty} was cancelled")
         if not fatal:
             log.error(
                 "%s stopped: %s; the rest goes on without it, a restart starts it again (a bug: please "

@@ -53,16 +53,25 @@ async def test_a_duty_that_ends_on_its_own_stops_the_role_unless_it_may(
     assert "forwarding ended on its own" in caplog.text
 
 
-async def test_cancelled_or_stopping_duties_do_not_fail_the_role(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_duty_cancelled_before_the_role_winds_down_stops_it(caplog: pytest.LogCaptureFixture) -> None:
     stop = StopSignal()
     forever = stop.watch(asyncio.create_task(asyncio.Event().wait()), "forwarding")
-    forever.cancel()
-    await asyncio.gather(forever, return_exceptions=True)
     await asyncio.sleep(0)
-    assert not stop.event.is_set()
+    forever.cancel()  # a cancellation that leaked into it: nobody else cancels a running duty
+    await asyncio.wait_for(stop.wait(), 5)
+    assert stop.failed == "forwarding" and stop.status == FAILED_DUTY_STATUS
+    assert "forwarding failed: forwarding was cancelled" in caplog.text
+
+
+async def test_duties_that_end_or_fail_while_stopping_do_not_fail_the_role(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = StopSignal()
+    forever = stop.watch(asyncio.create_task(asyncio.Event().wait()), "forwarding")
     stop.trigger("SIGTERM")
+    forever.cancel()
     late = stop.watch(asyncio.create_task(_fails()), "reconciling")
-    await asyncio.gather(late, return_exceptions=True)
+    await asyncio.gather(forever, late, return_exceptions=True)
     await asyncio.sleep(0)
     assert stop.status == 0  # asked to stop: the error is said, the exit stays clean
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -89,26 +98,32 @@ async def test_a_duty_that_is_not_fatal_is_only_logged(caplog: pytest.LogCapture
 class BuggyOnce(Queue):
     """A queue whose first read raises what no transport error handler expects."""
 
-    def __init__(self, files: list[OutgoingFile]) -> None:
+    def __init__(self, files: list[OutgoingFile], error: BaseException) -> None:
         super().__init__(files)
+        self.error = error
         self.raised = False
 
     async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
         if not self.raised:
             self.raised = True
-            raise RuntimeError("a bug in the queue")
+            raise self.error
         return await super().next_files(limit, busy)
 
 
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("a bug in the queue"), asyncio.CancelledError("a bug in the queue")],
+    ids=["exception", "leaked-cancellation"],
+)
 async def test_a_bug_in_a_session_is_logged_and_the_sender_reconnects(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, error: BaseException
 ) -> None:
     path = tmp_path / "a.log"
     path.write_bytes(b"x" * 1000)
     st = path.stat()
     item = OutgoingFile("dev/files", 1, str(path), st.st_size, st.st_mtime_ns,
                         hashlib.sha256(path.read_bytes()).digest(), path)  # fmt: skip
-    queue = BuggyOnce([item])
+    queue = BuggyOnce([item], error)
     async with file_server(tmp_path / "store") as server:
         config = SenderConfig("127.0.0.1", server.port, "dev", PeerRole.AGENT, None, reconnect_min_s=0.05)
         sender = FileSender(config, queue)
@@ -117,4 +132,4 @@ async def test_a_bug_in_a_session_is_logged_and_the_sender_reconnects(
     assert ("dev/files", 1) in server.ledger.held
     [record] = [r for r in caplog.records if "a bug in the queue" in r.getMessage()]
     assert record.levelno == logging.ERROR and "reconnecting" in record.getMessage()
-    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    assert record.exc_info is not None and record.exc_info[0] is type(error)

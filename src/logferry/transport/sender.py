@@ -169,10 +169,13 @@ class Sender:
                 self.status.last_error = str(exc)
                 level = logging.ERROR if isinstance(exc, AuthError) or _is_auth(exc) else logging.WARNING
                 log.log(level, "session with %s ended: %s", self.target, exc)
-            except Exception as exc:  # a bug in one session must not end shipping for good
-                self.status.last_error = f"internal error: {exc!r}"
-                log.error("session with %s failed: %r; reconnecting (a bug: please report it with this "
-                          "traceback)", self.target, exc, exc_info=exc)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a bug in one session must not end shipping for good
+                self._failed(exc)
+            except asyncio.CancelledError as exc:
+                current = asyncio.current_task()
+                if current is None or current.cancelling():
+                    raise  # we are cancelled
+                self._failed(exc)  # a cancellation that leaked from a task of the session: a bug too
             finally:
                 self.status.connected = False
                 self.status.in_flight = 0
@@ -185,6 +188,11 @@ class Sender:
             delay = min(self.config.reconnect_max_s, delay * 2)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), wait)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.last_error = f"internal error: {exc!r}"
+        log.error("session with %s failed: %r; reconnecting (a bug: please report it with this traceback)",
+                  self.target, exc, exc_info=exc)  # fmt: skip
 
     async def _session(self, stopping: asyncio.Event) -> bool:
         cfg = self.config
