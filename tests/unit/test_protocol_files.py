@@ -61,8 +61,8 @@ def pair(role: PeerRole = PeerRole.AGENT) -> tuple[ClientConnection, ServerConne
     return client, server
 
 
-def relay(server: ServerConnection, frame: bytes) -> object:
-    server.receive_data(frame, 0.0)
+def relay(server: ServerConnection, frame: bytes | list[bytes | bytearray | memoryview]) -> object:
+    server.receive_data(frame if isinstance(frame, bytes) else b"".join(frame), 0.0)
     return server.next_event()
 
 

@@ -16,7 +16,13 @@ import pytest
 from logferry import model
 from logferry.errors import RemoteProtocolError
 from logferry.protocol import framing
-from logferry.protocol.framing import FrameDecoder, encode_frame, encode_frame_buffer
+from logferry.protocol.framing import (
+    SPLIT_PAYLOAD_MIN,
+    FrameDecoder,
+    encode_chunk_frame,
+    encode_frame,
+    encode_frame_buffer,
+)
 from logferry.protocol.messages import (
     Ack,
     Auth,
@@ -133,6 +139,26 @@ def test_golden_table_covers_every_message_type() -> None:
 def test_encode_is_exact(msg: Message, hexframe: str) -> None:
     assert encode_frame(msg).hex() == hexframe
     assert encode_frame_buffer(msg).hex() == hexframe  # the same bytes, without the copy into bytes
+
+
+@pytest.mark.parametrize(
+    "size",
+    [0, 1, 255, 256, SPLIT_PAYLOAD_MIN - 1, SPLIT_PAYLOAD_MIN, 0xFFFF, 0x10000, 0x10001, 4 << 20],
+)
+def test_a_chunk_frame_in_pieces_is_the_same_bytes_and_leaves_large_data_uncopied(size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    chunk = FileChunk("dev-a/files", 2**40, 2**33 + 7, data)  # wide ints: the fixed part's length varies
+    parts = encode_chunk_frame(chunk)
+    assert b"".join(parts) == encode_frame(chunk)
+    if size >= SPLIT_PAYLOAD_MIN:
+        head, payload = parts
+        assert isinstance(payload, memoryview) and payload.obj is data  # a view of the data, not a copy
+        assert len(head) < 64
+    else:
+        assert len(parts) == 1
+    decoder = FrameDecoder(8 << 20)
+    decoder.feed(b"".join(parts))
+    assert decoder.next_message() == chunk
 
 
 @pytest.fixture(params=["in-place", "gathered"])

@@ -1,6 +1,7 @@
 """Wire.write over a real loopback socket: large frames go to the transport in slices, yet every frame
 arrives whole and in its writer's order, whatever other tasks write meanwhile, and a write cancelled
-halfway still leaves no half frame on the wire."""
+halfway still leaves no half frame on the wire; the same for frames written as pieces (a chunk's header
+and its data, ``encode_chunk_frame``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
 
+import pytest
+
 from logferry.protocol.connection import ClientConnection
 from logferry.transport.wire import WRITE_SLICE, Wire
 
@@ -17,6 +20,13 @@ from logferry.transport.wire import WRITE_SLICE, Wire
 def frame(tag: int, size: int) -> bytes:
     """A length-prefixed frame whose payload says which it is (tag) in every byte."""
     return size.to_bytes(4, "big") + bytes([tag % 251]) * size
+
+
+def pieces(data: bytes, rng: random.Random) -> list[bytes | bytearray | memoryview]:
+    """``data`` cut at up to three random places, as the several buffer types a frame's pieces may be."""
+    cuts = sorted(rng.sample(range(1, len(data)), min(3, len(data) - 1)))
+    spans = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    return [rng.choice([bytes, bytearray, memoryview])(span) for span in spans]
 
 
 def frames_in(stream: bytes) -> list[bytes]:
@@ -67,7 +77,7 @@ async def test_large_and_small_frames_from_many_tasks_arrive_whole_and_in_order(
 
     async def writer_task(wire: Wire[ClientConnection], frames: list[bytes]) -> None:
         for f in frames:
-            await wire.write(f)
+            await wire.write(f if rng.random() < 0.5 else pieces(f, rng))
             if rng.random() < 0.3:
                 await asyncio.sleep(0)
 
@@ -80,11 +90,12 @@ async def test_large_and_small_frames_from_many_tasks_arrive_whole_and_in_order(
         assert [f for f in arrived if f in mine] == frames
 
 
-async def test_a_write_cancelled_halfway_leaves_its_whole_frame_on_the_wire() -> None:
+@pytest.mark.parametrize("in_pieces", [False, True], ids=["one-buffer", "pieces"])
+async def test_a_write_cancelled_halfway_leaves_its_whole_frame_on_the_wire(in_pieces: bool) -> None:
     reading = asyncio.Event()  # the peer does not read yet: the large write waits for it to drain
     big, after = frame(1, 8 << 20), frame(2, 100)
     async with wire_to_sink(reading) as (wire, got):
-        task = asyncio.create_task(wire.write(big))
+        task = asyncio.create_task(wire.write(pieces(big, random.Random(5)) if in_pieces else big))
         await asyncio.sleep(0.2)
         assert not task.done(), "the write should be waiting for the peer"
         task.cancel()

@@ -16,7 +16,7 @@ import struct
 import msgspec
 
 from logferry.errors import RemoteProtocolError
-from logferry.protocol.messages import Code, Message
+from logferry.protocol.messages import Code, FileChunk, Message
 
 HEADER_BYTES = 4
 MAX_FRAME_LIMIT = 2**32 - 1  # the largest length the 4-byte header can express
@@ -57,6 +57,28 @@ def encode_frame_buffer(msg: Message) -> bytearray:
         raise ValueError(f"a {type(msg).__name__} of {size} bytes cannot be framed (limit {MAX_FRAME_LIMIT})")
     _HEADER.pack_into(buf, 0, size)
     return buf
+
+
+# A FileChunk carrying at least this many bytes is framed without copying them (``encode_chunk_frame``).
+SPLIT_PAYLOAD_MIN = 64 * 1024
+_BIN16_MAX = 0xFFFF
+
+
+def encode_chunk_frame(chunk: FileChunk) -> list[bytes | bytearray | memoryview]:
+    """A FileChunk's frame in pieces to be written in order: the same bytes as ``encode_frame``, but data of
+    ``SPLIT_PAYLOAD_MIN`` bytes or more is the last piece, a view of ``chunk.data`` itself. Copying 4 MiB
+    into the frame was a tenth of the relay's event-loop time while it forwarded a large file."""
+    size = len(chunk.data)
+    if size < SPLIT_PAYLOAD_MIN:
+        return [encode_frame_buffer(chunk)]
+    # Messages are msgpack arrays in field order and data is FileChunk's last field: the body of the same
+    # chunk without data ends with an empty bin8 (c4 00), which the bin header of the real length replaces.
+    empty = _encoder.encode(FileChunk(chunk.source, chunk.seq, chunk.offset, b""))
+    bin_head = struct.pack(">BH", 0xC5, size) if size <= _BIN16_MAX else struct.pack(">BI", 0xC6, size)
+    body = len(empty) - 2 + len(bin_head) + size
+    if body > MAX_FRAME_LIMIT:
+        raise ValueError(f"a FileChunk of {body} bytes cannot be framed (limit {MAX_FRAME_LIMIT})")
+    return [_HEADER.pack(body) + empty[:-2] + bin_head, memoryview(chunk.data)]
 
 
 def decode_frame_body(body: bytes | memoryview) -> Message:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Generic, TypeVar
+from collections.abc import Sequence
+from typing import Generic, TypeAlias, TypeVar
 
 from logferry.errors import RemoteProtocolError, TransportError
 from logferry.protocol.connection import ClientConnection, ClientEvent, ServerConnection, ServerEvent
@@ -24,6 +25,7 @@ WRITE_HIGH_WATER = 1 << 20
 WRITE_SLICE = 1 << 18
 
 C = TypeVar("C", bound=ClientConnection | ServerConnection)
+Buffer: TypeAlias = bytes | bytearray | memoryview
 
 
 class Wire(Generic[C]):
@@ -52,36 +54,42 @@ class Wire(Generic[C]):
     def now() -> float:
         return time.monotonic()
 
-    async def write(self, data: bytes | bytearray) -> None:
-        """Write frames, waiting (bounded) for the peer to read them when the buffer is high.
+    async def write(self, data: Buffer | Sequence[Buffer]) -> None:
+        """Write frames (a buffer, or one frame's pieces in order), waiting (bounded) for the peer to read
+        them when the buffer is high.
 
         Writes queue on one lock, in order, so a frame is never interleaved with another. A large write
         goes in ``WRITE_SLICE`` pieces, each once the transport's buffer drained: asyncio (3.11) copies
         whatever the socket did not take into its buffer and shifts that buffer after every send, megabytes
         per 4 MiB chunk."""
-        if not data:
+        parts: Sequence[Buffer] = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+        total = sum(map(len, parts))
+        if not total:
             return
         if self.writer.is_closing():
             raise TransportError(f"connection to {self.peer} is closed")
         async with self._write_lock:
             transport = self.writer.transport
-            if len(data) <= WRITE_SLICE:
-                self.writer.write(data)
+            if total <= WRITE_SLICE:
+                self.writer.writelines(parts)
                 if transport.get_write_buffer_size() > WRITE_HIGH_WATER:
                     await self._drain()
                 return
-            view = memoryview(data)
-            pos = 0
+            views = [memoryview(part) for part in parts]
+            pieces = [
+                view[pos : pos + WRITE_SLICE] for view in views for pos in range(0, len(view), WRITE_SLICE)
+            ]
+            sent = 0
             try:
-                while pos < len(view):
+                for piece in pieces:
                     if transport.get_write_buffer_size() > 0:
                         await self._drain()
-                    self.writer.write(view[pos : pos + WRITE_SLICE])
-                    pos += WRITE_SLICE
+                    self.writer.write(piece)
+                    sent += 1
             except BaseException:
                 # Cancelled or failed halfway: the rest of the frame goes to the buffer, never half a frame.
-                if pos < len(view) and not self.writer.is_closing():
-                    self.writer.write(view[pos:])
+                if sent < len(pieces) and not self.writer.is_closing():
+                    self.writer.writelines(pieces[sent:])
                 raise
 
     async def _drain(self) -> None:
