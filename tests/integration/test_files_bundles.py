@@ -1,6 +1,6 @@
 """Many small files in bundles (protocol version 2) with real processes: 1,500 files, some chunked beside
-them, arrive each once and byte-identical while the relay and then the collector are killed -9 with
-bundles in flight; the agent and relay bundled (their log lines say so) and nothing was stored twice."""
+them, arrive each once and byte-identical while the relay, the agent and then the collector are killed -9
+with bundles in flight; the agent and relay bundled (their log lines say so) and nothing was stored twice."""
 
 from __future__ import annotations
 
@@ -25,11 +25,17 @@ def test_small_files_arrive_once_each_through_relay_and_collector_kills(procs: P
         size = (i * 7919) % 9000 if i % 100 else 300_000  # every 100th is over 256 KiB: chunked, not bundled
         path = chain.folder / f"s{i:04d}.bin"
         want[str(path)] = write_file(path, size, seed=i % 997)  # some contents repeat: stored once
-    chain.start_agent(stable_s=0.2)
+    agent = chain.start_agent(stable_s=0.2)
     wait_until(lambda: relay_files(tmp_path) >= 200, 60, "the relay journaled a first part")
     chain.relay.kill9()
     assert relay_files(tmp_path) < COUNT, "the cut must fall while files are still arriving"
     chain.relay = procs.restart(chain.relay)
+    # The agent dies with bundles in flight: acknowledgements it never recorded are asked again, and the
+    # relay answers them from its journal instead of taking the files twice.
+    wait_until(lambda: relay_files(tmp_path) >= COUNT // 3, 60, "a third of the files at the relay")
+    agent.kill9()
+    assert relay_files(tmp_path) < COUNT, "the agent's cut must fall while files are still arriving"
+    procs.restart(agent)
     wait_until(lambda: len(chain.stored()) >= COUNT // 2, 60, "half the files at the collector")
     chain.collector.kill9()
     time.sleep(0.5)  # the relay's sender notices and backs off; bundles it had in flight are lost
