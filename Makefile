@@ -12,6 +12,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps -e .
+	@# Bytecode, as an installed package has it: with PYTHONDONTWRITEBYTECODE set, every process (tests start
+	@# hundreds) would compile logferry again. Edited modules are recompiled in memory, never used stale.
+	$(BIN)/python -m compileall -q src
 	@touch $(STAMP)
 
 demo: $(STAMP)
