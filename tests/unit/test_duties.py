@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from logferry.errors import StoreError
 from logferry.lifecycle import FAILED_DUTY_STATUS, StopSignal
 from logferry.protocol.messages import PeerRole
 from logferry.transport.file_sender import FileSender, Key, OutgoingFile
@@ -108,6 +109,24 @@ class BuggyOnce(Queue):
             self.raised = True
             raise self.error
         return await super().next_files(limit, busy)
+
+
+async def test_a_store_failure_ends_the_session_without_calling_it_a_bug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "a.log"
+    path.write_bytes(b"y" * 1000)
+    st = path.stat()
+    item = OutgoingFile("dev/files", 1, str(path), st.st_size, st.st_mtime_ns,
+                        hashlib.sha256(path.read_bytes()).digest(), path)  # fmt: skip
+    queue = BuggyOnce([item], StoreError("files store files.db: database or disk is full"))
+    async with file_server(tmp_path / "store") as server:
+        config = SenderConfig("127.0.0.1", server.port, "dev", PeerRole.AGENT, None, reconnect_min_s=0.05)
+        await ship_all(FileSender(config, queue), queue)
+    assert queue.acknowledged == [1]
+    [record] = [r for r in caplog.records if "disk is full" in r.getMessage()]
+    assert record.levelno == logging.ERROR and record.exc_info is None and "a bug" not in record.getMessage()
+    assert "ended: files store files.db: database or disk is full; trying again" in record.getMessage()
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,24 @@
 """The files input's hashing step on real files: a small file is read whole and what was hashed goes with
 it (the sender ships that version from memory), a larger one is hashed in pieces, and a file that changed
-or vanished while it was hashed is left for the next scan."""
+or vanished while it was hashed is left for the next scan. A queue that cannot take files (a full disk)
+is logged and tried again; the watch goes on."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from logferry.inputs.files import _hash_unchanged
+import pytest
+
+from logferry.config.schema import FilesInput
+from logferry.errors import StoreError
+from logferry.inputs.files import FolderWatch, _hash_unchanged
+from logferry.store.file_queue import FileQueueStore, FileState
 from logferry.transport.file_sender import WHOLE_MAX_BYTES
 
 
@@ -40,3 +50,48 @@ def test_a_file_that_changed_or_vanished_is_left_for_the_next_scan(tmp_path: Pat
     gone.unlink()
     hashed, contents = _hash_unchanged(listed)
     assert [h[0] for h in hashed] == [str(kept)] and contents == [b"1234"]
+
+
+class FullOnce(FileQueueStore):
+    """The real queue, whose first ``add_many`` fails as a full disk would."""
+
+    failed = False
+
+    async def add_many(
+        self, files: list[tuple[str, int, int, bytes]], contents: Sequence[bytes | None] = ()
+    ) -> list[int | None]:
+        if not self.failed:
+            self.failed = True
+            raise StoreError("files store queue.db: database or disk is full")
+        return await super().add_many(files, contents)
+
+
+async def test_a_queue_that_cannot_take_files_is_logged_and_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for name in ("a.log", "b.log"):
+        (folder / name).write_bytes(name.encode() * 100)
+        os.utime(folder / name, (time.time() - 3600, time.time() - 3600))  # complete at once
+    queue = await FullOnce.open(tmp_path / "queue.db", "dev/files")
+    spec = FilesInput(paths=[str(folder)], stable_s=0.1, rescan_s=0.1)
+    watch = FolderWatch(spec, queue, lambda: None)
+    running = asyncio.create_task(watch.run())
+    try:
+        for _ in range(100):
+            if (await queue.counts()).get(FileState.PENDING, 0) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert running.done() is False, "the watch must keep going"
+        assert (await queue.counts()).get(FileState.PENDING, 0) == 2 and watch.queued == 2
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await queue.close()
+    [record] = [r for r in caplog.records if "cannot queue files" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert (
+        f"cannot queue files from {folder}: files store queue.db: database or disk is full"
+        in record.getMessage()
+    )

@@ -35,6 +35,7 @@ from pathlib import Path
 import watchfiles
 
 from logferry.config.schema import FilesInput
+from logferry.errors import StoreError
 from logferry.store.content import sha256_of
 from logferry.store.file_queue import FileQueueStore
 from logferry.transport.file_sender import WHOLE_MAX_BYTES
@@ -78,7 +79,16 @@ class FolderWatch:
         watcher = asyncio.create_task(self._watch())
         try:
             while True:
-                await self._scan()
+                try:
+                    await self._scan()
+                except StoreError as exc:
+                    # The queue cannot take files now (its disk is full, say): the files stay where they
+                    # are, and the next scan finds them again as new. Records keep flowing meanwhile.
+                    log.error("cannot queue files from %s: %s; trying again in %.0f s",
+                              ", ".join(self.spec.paths), exc, self.spec.rescan_s)  # fmt: skip
+                    self._dirty.clear()
+                    await asyncio.sleep(self.spec.rescan_s)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._dirty.wait(), self._tick())
                 self._dirty.clear()

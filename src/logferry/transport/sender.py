@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from logferry.errors import AuthError, ProtocolError, TransportError
+from logferry.errors import AuthError, ProtocolError, StoreError, TransportError
 from logferry.protocol.connection import (
     Acked,
     Answered,
@@ -169,6 +169,11 @@ class Sender:
                 self.status.last_error = str(exc)
                 level = logging.ERROR if isinstance(exc, AuthError) or _is_auth(exc) else logging.WARNING
                 log.log(level, "session with %s ended: %s", self.target, exc)
+            except (
+                StoreError
+            ) as exc:  # our queue's disk (full, say): nothing is lost, the next session retries
+                self.status.last_error = str(exc)
+                log.error("session with %s ended: %s; trying again", self.target, exc)
             except Exception as exc:  # noqa: BLE001 - a bug in one session must not end shipping for good
                 self._failed(exc)
             except asyncio.CancelledError as exc:
