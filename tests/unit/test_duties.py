@@ -111,19 +111,27 @@ class BuggyOnce(Queue):
         return await super().next_files(limit, busy)
 
 
-async def test_a_store_failure_ends_the_session_without_calling_it_a_bug(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def _ship_one(
+    tmp_path: Path, error: BaseException
+) -> tuple[BuggyOnce, FileSender, set[tuple[str, int]]]:
+    """Ship one file over a real loopback session whose queue raises ``error`` once; what the server holds."""
     path = tmp_path / "a.log"
-    path.write_bytes(b"y" * 1000)
+    path.write_bytes(b"x" * 1000)
     st = path.stat()
     item = OutgoingFile("dev/files", 1, str(path), st.st_size, st.st_mtime_ns,
                         hashlib.sha256(path.read_bytes()).digest(), path)  # fmt: skip
-    queue = BuggyOnce([item], StoreError("files store files.db: database or disk is full"))
+    queue = BuggyOnce([item], error)
     async with file_server(tmp_path / "store") as server:
         config = SenderConfig("127.0.0.1", server.port, "dev", PeerRole.AGENT, None, reconnect_min_s=0.05)
         await ship_all(FileSender(config, queue), queue)
-    assert queue.acknowledged == [1]
+    return queue, set(server.ledger.held)
+
+
+async def test_a_store_failure_ends_the_session_without_calling_it_a_bug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue, held = await _ship_one(tmp_path, StoreError("files store files.db: database or disk is full"))
+    assert queue.acknowledged == [1] and ("dev/files", 1) in held
     [record] = [r for r in caplog.records if "disk is full" in r.getMessage()]
     assert record.levelno == logging.ERROR and record.exc_info is None and "a bug" not in record.getMessage()
     assert "ended: files store files.db: database or disk is full; trying again" in record.getMessage()
@@ -137,18 +145,9 @@ async def test_a_store_failure_ends_the_session_without_calling_it_a_bug(
 async def test_a_bug_in_a_session_is_logged_and_the_sender_reconnects(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, error: BaseException
 ) -> None:
-    path = tmp_path / "a.log"
-    path.write_bytes(b"x" * 1000)
-    st = path.stat()
-    item = OutgoingFile("dev/files", 1, str(path), st.st_size, st.st_mtime_ns,
-                        hashlib.sha256(path.read_bytes()).digest(), path)  # fmt: skip
-    queue = BuggyOnce([item], error)
-    async with file_server(tmp_path / "store") as server:
-        config = SenderConfig("127.0.0.1", server.port, "dev", PeerRole.AGENT, None, reconnect_min_s=0.05)
-        sender = FileSender(config, queue)
-        await ship_all(sender, queue)
+    queue, held = await _ship_one(tmp_path, error)
     assert queue.raised and queue.acknowledged == [1]
-    assert ("dev/files", 1) in server.ledger.held
+    assert ("dev/files", 1) in held
     [record] = [r for r in caplog.records if "a bug in the queue" in r.getMessage()]
     assert record.levelno == logging.ERROR and "reconnecting" in record.getMessage()
     assert record.exc_info is not None and record.exc_info[0] is type(error)
