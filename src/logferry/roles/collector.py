@@ -52,6 +52,7 @@ log = logging.getLogger("logferry.collector")
 
 MAX_BODY_BYTES = 256 << 20  # decompressed bound per batch: a zstd bomb cannot exhaust memory
 INDEX_IDLE_S = 0.5
+INDEX_RETRY_S = 5.0  # after the record store failed (its disk full, say)
 MATERIALIZE_BATCHES = 4
 INGEST_QUIET_S = 0.05  # no batch for this long: relays are quiet, indexing may take the CPU
 
@@ -216,10 +217,16 @@ class Collector:
             if store.inbox_records and await self._should_wait(store, sink):
                 await asyncio.sleep(INGEST_QUIET_S)
                 continue
-            taken = await store.materialize(MATERIALIZE_BATCHES, MAX_BODY_BYTES)
-            if taken:
-                sink.room.set()
-            indexed = await store.index_pending(rows)
+            try:
+                taken = await store.materialize(MATERIALIZE_BATCHES, MAX_BODY_BYTES)
+                if taken:
+                    sink.room.set()
+                indexed = await store.index_pending(rows)
+            except StoreError as exc:
+                # The disk, most likely (full): batches stay in the inbox, nothing is lost; search waits.
+                log.error("indexing records failed: %s; trying again in %.0f s", exc, INDEX_RETRY_S)
+                await asyncio.sleep(INDEX_RETRY_S)
+                continue
             # A full step (or batches left in the inbox): search is working through a backlog, analysis waits.
             self._indexing = store.inbox_records > 0 or indexed >= rows
             if not taken and indexed < rows:
