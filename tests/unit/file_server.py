@@ -78,8 +78,8 @@ class FileServer:
 
 
 @asynccontextmanager
-async def file_server(store: Path) -> AsyncIterator[FileServer]:
-    """Serve files into ``store`` until the block ends."""
+async def file_server(store: Path, port: int = 0) -> AsyncIterator[FileServer]:
+    """Serve files into ``store`` until the block ends (on ``port``; 0: one the OS picks)."""
     ledger = Ledger()
     sink = Sink()
     content = ContentStore(store)
@@ -92,7 +92,7 @@ async def file_server(store: Path) -> AsyncIterator[FileServer]:
                                allow_unknown=True, stopping=stopping, counters=SessionCounters(),
                                role_name="test")  # fmt: skip
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
     try:
         yield FileServer(server.sockets[0].getsockname()[1], ledger, content)
     finally:

@@ -1,12 +1,15 @@
 """A role's background duties never die in silence: a duty that fails or ends before the stop is logged with
 its traceback and stops the role with exit status 70 (lifecycle.StopSignal.watch); a bug in one sender
-session is logged and the sender reconnects (transport/sender.py), over a real loopback file server."""
+session is logged and the sender reconnects (transport/sender.py), over a real loopback file server. And
+never loudly in a loop: the same connection failure is logged once, then as a periodic reminder."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
+import re
+import socket
 from collections.abc import Collection
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import pytest
 from logferry.errors import StoreError
 from logferry.lifecycle import FAILED_DUTY_STATUS, StopSignal
 from logferry.protocol.messages import PeerRole
+from logferry.transport import sender as sender_module
 from logferry.transport.file_sender import FileSender, Key, OutgoingFile
 from logferry.transport.sender import SenderConfig
 from tests.unit.file_server import Queue, file_server, ship_all
@@ -151,3 +155,59 @@ async def test_a_bug_in_a_session_is_logged_and_the_sender_reconnects(
     [record] = [r for r in caplog.records if "a bug in the queue" in r.getMessage()]
     assert record.levelno == logging.ERROR and "reconnecting" in record.getMessage()
     assert record.exc_info is not None and record.exc_info[0] is type(error)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _retry_for(sender: FileSender, seconds: float) -> None:
+    stopping = asyncio.Event()
+    running = asyncio.create_task(sender.run(stopping))
+    await asyncio.sleep(seconds)
+    stopping.set()
+    await asyncio.wait_for(running, 5)
+
+
+async def test_the_same_connection_failure_is_logged_once_then_as_a_reminder(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="logferry.sender")
+    port = _free_port()  # nobody listens there: every attempt is refused
+    config = SenderConfig(
+        "127.0.0.1", port, "dev", PeerRole.AGENT, None, reconnect_min_s=0.01, reconnect_max_s=0.02
+    )
+    sender = FileSender(config, Queue([]))
+    await _retry_for(sender, 0.5)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    again = [r for r in caplog.records if r.levelno == logging.DEBUG and r.getMessage().endswith("(again)")]
+    assert len(warnings) == 1 and f"cannot connect to 127.0.0.1:{port}" in warnings[0]
+    assert len(again) >= 5, "the sender kept trying, quietly"
+    caplog.clear()
+    monkeypatch.setattr(sender_module, "REPEAT_REPORT_S", 0.1)  # the reminder's period, shortened
+    await _retry_for(sender, 0.5)
+    reminders = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert 2 <= len(reminders) <= 7 and all(f"127.0.0.1:{port}" in m for m in reminders)
+    assert re.search(r"\(again \d+ times in the last \d+ s\)$", reminders[-1])
+
+
+async def test_a_failure_after_a_session_opened_is_news_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="logferry.sender")
+    port = _free_port()
+    config = SenderConfig(
+        "127.0.0.1", port, "dev", PeerRole.AGENT, None, reconnect_min_s=0.01, reconnect_max_s=0.02
+    )
+    sender = FileSender(config, Queue([]))
+    await _retry_for(sender, 0.2)  # refused, logged once
+    async with file_server(tmp_path / "store", port=port):
+        await _retry_for(sender, 0.3)  # connected
+    await _retry_for(sender, 0.2)  # refused again: said again
+    refused = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "cannot connect" in r.getMessage()
+    ]
+    assert len(refused) == 2
+    assert any("connected to" in r.getMessage() for r in caplog.records)

@@ -95,3 +95,32 @@ async def test_a_queue_that_cannot_take_files_is_logged_and_tried_again(
         f"cannot queue files from {folder}: files store queue.db: database or disk is full"
         in record.getMessage()
     )
+
+
+async def test_folders_that_do_not_exist_yet_are_said_once_and_watched_once_they_come(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="logferry.inputs.files")
+    pattern = str(tmp_path / "mnt" / "*" / "out")
+    queue = await FileQueueStore.open(tmp_path / "queue.db", "dev/files")
+    watch = FolderWatch(FilesInput(paths=[pattern], stable_s=0.1, rescan_s=0.05), queue, lambda: None)
+    running = asyncio.create_task(watch.run())
+    try:
+        await asyncio.sleep(0.5)  # ten rescans find nothing
+        folder = tmp_path / "mnt" / "usb" / "out"
+        folder.mkdir(parents=True)
+        (folder / "a.log").write_bytes(b"a" * 100)
+        os.utime(folder / "a.log", (time.time() - 3600, time.time() - 3600))
+        for _ in range(100):
+            if watch.queued:
+                break
+            await asyncio.sleep(0.05)
+        assert watch.queued == 1 and not running.done()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await queue.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "logferry.inputs.files"]
+    missing = [m for m in said if "no folder matches" in m]
+    assert missing == [f"files input: no folder matches {pattern} yet; looking again every 0.05 s"]
+    assert f"files input: now watching {folder}" in said

@@ -105,11 +105,19 @@ class FolderWatch:
 
     async def _watch(self) -> None:
         """Mark the folders dirty on any change event; the scan decides what it means."""
+        said_missing = False
         while True:
             folders = self.folders()
             if not folders:
+                if not said_missing:  # said once: the folders may come later (a mount, a USB disk)
+                    log.warning("files input: no folder matches %s yet; looking again every %g s",
+                                ", ".join(self.spec.paths), self.spec.rescan_s)  # fmt: skip
+                    said_missing = True
                 await asyncio.sleep(self.spec.rescan_s)  # the folders do not exist yet
                 continue
+            if said_missing:
+                log.info("files input: now watching %s", ", ".join(folders))
+                said_missing = False
             try:
                 async for _changes in watchfiles.awatch(*folders, debounce=50, step=20, recursive=True):
                     self._dirty.set()
