@@ -1,7 +1,7 @@
 """The files input's hashing step on real files: a small file is read whole and what was hashed goes with
 it (the sender ships that version from memory), a larger one is hashed in pieces, and a file that changed
 or vanished while it was hashed is left for the next scan. A queue that cannot take files (a full disk)
-is logged and tried again; the watch goes on."""
+is logged and tried again; the watch goes on. A file it may not read is said once per version."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import asyncio
 import hashlib
 import logging
 import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,3 +127,59 @@ async def test_folders_that_do_not_exist_yet_are_said_once_and_watched_once_they
     missing = [m for m in said if "no folder matches" in m]
     assert missing == [f"files input: no folder matches {pattern} yet; looking again every 0.05 s"]
     assert f"files input: now watching {folder}" in said
+
+
+_UNREADABLE_WATCH = """
+import asyncio, logging, sys
+from logferry.config.schema import FilesInput
+from logferry.inputs.files import FolderWatch
+from logferry.store.file_queue import FileQueueStore
+
+async def main(folder, db, seconds):
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+    queue = await FileQueueStore.open(db, "dev/files")
+    watch = FolderWatch(FilesInput(paths=[folder], stable_s=0.05, rescan_s=0.05), queue, lambda: None)
+    task = asyncio.create_task(watch.run())
+    await asyncio.sleep(seconds)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    print("QUEUED", watch.queued)
+    await queue.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+"""
+
+
+def test_a_file_it_may_not_read_is_warned_about_once_per_version(tmp_path: Path) -> None:
+    """A real permission error: the watch runs in a process that may not read a file in its folder (as root:
+    without the capabilities that bypass file permissions, util-linux ``setpriv``; the file belongs to
+    another user, mode 0600). ~30 scans in 1.5 s say so once, and once more after the file changed; the
+    readable file beside it is queued."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    secret, fine = folder / "secret.log", folder / "ok.log"
+    for path in (secret, fine):
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "this test needs util-linux's setpriv when run as root (apt-get install util-linux)"
+        os.chown(secret, 65534, 65534)
+        secret.chmod(0o600)
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    else:
+        secret.chmod(0o000)  # ours: unreadable to us too
+    child = subprocess.Popen(
+        [*prefix, sys.executable, "-c", _UNREADABLE_WATCH, str(folder), str(tmp_path / "queue.db"), "1.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    time.sleep(0.8)
+    secret.write_bytes(b"y" * 200)  # a new version, as unreadable as the first
+    os.utime(secret, (time.time() - 3600, time.time() - 3500))
+    out, _ = child.communicate(timeout=30)
+    assert child.returncode == 0, out
+    warnings = [line for line in out.splitlines() if line.startswith("WARNING cannot read")]
+    assert len(warnings) == 2, out
+    assert all(f"cannot read {secret} to queue it (Permission denied)" in w for w in warnings)
+    assert "QUEUED 1" in out

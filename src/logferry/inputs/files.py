@@ -62,6 +62,7 @@ class FolderWatch:
         self._seen: dict[str, _Seen] = {}
         self._dirty = asyncio.Event()
         self.queued = 0
+        self._unreadable: dict[str, tuple[int, int]] = {}  # path -> the version we warned about
 
     def folders(self) -> list[str]:
         found: set[str] = set()
@@ -142,11 +143,16 @@ class FolderWatch:
         ready = [v for v in listing if self._consider(*v, now, known)]
         for gone in set(self._seen) - present:
             del self._seen[gone]
+        for gone in set(self._unreadable) - present:
+            del self._unreadable[gone]
         # The next group is hashed while the previous one commits (its flush): seqs still go in order.
         adding: asyncio.Task[None] | None = None
         try:
             for i in range(0, len(ready), QUEUE_BATCH):
-                hashed, contents = await asyncio.to_thread(_hash_unchanged, ready[i : i + QUEUE_BATCH])
+                group = ready[i : i + QUEUE_BATCH]
+                failed: dict[str, OSError] = {}
+                hashed, contents = await asyncio.to_thread(_hash_unchanged, group, failed)
+                self._said_unreadable(group, failed)
                 if adding is not None:
                     await adding
                 adding = asyncio.create_task(self._add(hashed, contents)) if hashed else None
@@ -157,6 +163,20 @@ class FolderWatch:
                 adding.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await adding
+
+    def _said_unreadable(self, group: list[tuple[str, int, int]], failed: dict[str, OSError]) -> None:
+        """Warn once per version of a file that cannot be read (no permission, say): every scan tries it
+        again, quietly, until it is read or changes."""
+        for path, size, mtime_ns in group:
+            exc = failed.get(path)
+            if exc is None:
+                self._unreadable.pop(path, None)
+            elif self._unreadable.get(path) != (size, mtime_ns):
+                self._unreadable[path] = (size, mtime_ns)
+                log.warning("cannot read %s to queue it (%s); trying again at every scan (said once)", path,
+                            exc.strerror or exc)  # fmt: skip
+            else:
+                log.debug("still cannot read %s (%s)", path, exc.strerror or exc)
 
     def _consider(
         self, path: str, size: int, mtime_ns: int, now: float, known: set[tuple[str, int, int]]
@@ -208,10 +228,11 @@ def _regular_files(folder: str, wanted: Callable[[str], bool]) -> list[tuple[str
 
 
 def _hash_unchanged(
-    files: list[tuple[str, int, int]],
+    files: list[tuple[str, int, int]], unreadable: dict[str, OSError] | None = None
 ) -> tuple[list[tuple[str, int, int, bytes]], list[bytes | None]]:
     """Each file's sha256, leaving out those that changed or vanished meanwhile, and beside it the content
-    that was hashed for a file of at most ``WHOLE_MAX_BYTES`` (larger ones are read in pieces) (blocks)."""
+    that was hashed for a file of at most ``WHOLE_MAX_BYTES`` (larger ones are read in pieces) (blocks).
+    Files that could not be read are left out too, with why, in ``unreadable``."""
     out: list[tuple[str, int, int, bytes]] = []
     contents: list[bytes | None] = []
     for path, size, mtime_ns in files:
@@ -225,7 +246,8 @@ def _hash_unchanged(
                 digest = sha256_of(Path(path)).digest()
             st = os.stat(path)
         except OSError as exc:
-            log.warning("cannot read %s to queue it (%s); will try again", path, exc)
+            if unreadable is not None:
+                unreadable[path] = exc
             continue
         if (st.st_size, st.st_mtime_ns) == (size, mtime_ns) and (data is None or len(data) == size):
             out.append((path, size, mtime_ns, digest))
