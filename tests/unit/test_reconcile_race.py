@@ -10,6 +10,7 @@ rows are deleted behind its back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -181,3 +182,15 @@ async def test_a_bucket_rebuilt_while_the_materializer_runs_matches_its_rows(tmp
         stop.set()
         await task
         await store.close()
+
+
+async def test_known_differences_are_news_once(chain: Chain, caplog: pytest.LogCaptureFixture) -> None:
+    """The first run that finds the damage says so as a WARNING; later runs that find only what is already
+    on the missing list (nobody acted on it yet) say it at INFO, not every interval again."""
+    caplog.set_level(logging.INFO, logger="logferry.reconcile")
+    for _ in range(3):
+        await chain.reconciler.run_now()
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.getMessage().startswith("reconciled ")]
+    assert [level for level, _ in lines] == [logging.WARNING, logging.INFO, logging.INFO]
+    assert lines[0][1].endswith("1 new missing entries, 0 resent")
+    assert lines[2][1].endswith("0 new missing entries, 0 resent")

@@ -265,7 +265,9 @@ class Reconciler:
         report = ReconcileReport(
             started_ns, time.monotonic() - t0, sources, questions, leaves, sent, received, clean, new, resent,
         )  # fmt: skip
-        level = logging.INFO if clean else logging.WARNING
+        # News is a WARNING: new missing entries, or resends. Differences already on the missing list (an
+        # operator has not acted on them yet, for days maybe) are said at INFO, not every interval again.
+        level = logging.WARNING if new or resent else logging.INFO
         log.log(level, "reconciled %d sources in %.3f s, %d questions, %d+%d bytes: %s", sources,
                 report.duration_s, questions, sent, received,
                 "in sync" if clean else f"{new} new missing entries, {resent} resent")  # fmt: skip
