@@ -18,7 +18,6 @@ import pytest
 from logferry.errors import StoreError
 from logferry.lifecycle import FAILED_DUTY_STATUS, StopSignal
 from logferry.protocol.messages import PeerRole
-from logferry.transport import sender as sender_module
 from logferry.transport.file_sender import FileSender, Key, OutgoingFile
 from logferry.transport.sender import SenderConfig
 from tests.unit.file_server import Queue, file_server, ship_all
@@ -172,7 +171,7 @@ async def _retry_for(sender: FileSender, seconds: float) -> None:
 
 
 async def test_the_same_connection_failure_is_logged_once_then_as_a_reminder(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="logferry.sender")
     port = _free_port()  # nobody listens there: every attempt is refused
@@ -186,7 +185,7 @@ async def test_the_same_connection_failure_is_logged_once_then_as_a_reminder(
     assert len(warnings) == 1 and f"cannot connect to 127.0.0.1:{port}" in warnings[0]
     assert len(again) >= 5, "the sender kept trying, quietly"
     caplog.clear()
-    monkeypatch.setattr(sender_module, "REPEAT_REPORT_S", 0.1)  # the reminder's period, shortened
+    sender._ended.period_s = 0.1  # the reminder's period, shortened
     await _retry_for(sender, 0.5)
     reminders = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert 2 <= len(reminders) <= 7 and all(f"127.0.0.1:{port}" in m for m in reminders)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from logferry.errors import TransportError
 from logferry.model import Codec, Fate, Record, encode_body, make_record
 from logferry.protocol.messages import ItemsAnswer, ItemsQuery, RangeSummary, ReconcileAnswer, ReconcileQuery
 from logferry.reconcile.collector_side import ReconcileResponder
@@ -194,3 +195,30 @@ async def test_known_differences_are_news_once(chain: Chain, caplog: pytest.LogC
     assert [level for level, _ in lines] == [logging.WARNING, logging.INFO, logging.INFO]
     assert lines[0][1].endswith("1 new missing entries, 0 resent")
     assert lines[2][1].endswith("0 new missing entries, 0 resent")
+
+
+class AwayLink:
+    """A collector that cannot be reached."""
+
+    async def ask(
+        self, make: Callable[[int], ReconcileQuery | ItemsQuery], timeout_s: float = 30.0
+    ) -> ReconcileAnswer | ItemsAnswer:
+        raise TransportError("cannot connect to collector:1: [Errno 111] Connection refused")
+
+
+async def test_a_collector_away_is_said_once_not_at_every_scheduled_run(
+    chain: Chain, caplog: pytest.LogCaptureFixture
+) -> None:
+    reconciler = Reconciler(chain.journal, chain.missing, AwayLink(), auto_resend=False, interval_s=0.01)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(reconciler.run(stopping))
+    await asyncio.sleep(0.3)  # ~30 scheduled runs
+    stopping.set()
+    await asyncio.wait_for(running, 5)
+    failed = [r for r in caplog.records if "reconciliation failed" in r.getMessage()]
+    assert [r.levelno for r in failed] == [logging.WARNING]
+    assert failed[0].getMessage() == (
+        "reconciliation failed, will retry every 0.01 s: cannot connect to collector:1: "
+        "[Errno 111] Connection refused"
+    )
+    assert reconciler.last_error.startswith("cannot connect")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from logferry.errors import LogferryError, ProtocolError, StoreError, TransportError
+from logferry.log_repeats import Repeats
 from logferry.model import Codec
 from logferry.protocol.framing import encode_frame
 from logferry.protocol.messages import (
@@ -192,6 +193,7 @@ class Reconciler:
         self.on_files = on_files
         self.last_report: ReconcileReport | None = None
         self.last_error = ""
+        self._failures = Repeats(log)  # why scheduled runs fail or are skipped, said once while it lasts
         self._lock = asyncio.Lock()
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -205,11 +207,15 @@ class Reconciler:
                 return
             try:
                 await self.run_now()
+                self._failures.clear()
             except ReconcileUnavailable as exc:
-                log.info("reconciliation skipped: %s", exc)
+                self._failures.say(logging.INFO, f"reconciliation skipped: {exc}")
             except (TransportError, ProtocolError, StoreError) as exc:
                 self.last_error = str(exc)
-                log.warning("reconciliation failed, will retry in %.0f s: %s", self.interval_s, exc)
+                # A collector away for hours fails every run: said once, then as a reminder.
+                self._failures.say(
+                    logging.WARNING, f"reconciliation failed, will retry every {self.interval_s:g} s: {exc}"
+                )
 
     async def run_now(self) -> ReconcileReport:
         """Reconcile every source now (one at a time: a call waits for a run in progress)."""

@@ -19,12 +19,12 @@ import logging
 import os
 import random
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from logferry.errors import AuthError, ProtocolError, StoreError, TransportError
+from logferry.log_repeats import Repeats
 from logferry.protocol.connection import (
     Acked,
     Answered,
@@ -52,8 +52,6 @@ from logferry.transport.listener import describe_tls_error, format_address
 from logferry.transport.wire import Wire
 
 log = logging.getLogger("logferry.sender")
-
-REPEAT_REPORT_S = 300.0  # the same connection failure again is logged at most this often (the rest at DEBUG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +126,8 @@ class Sender:
         self._answers: dict[int, asyncio.Future[ReconcileAnswer | ItemsAnswer]] = {}
         self._next_query = 0
         self._extra: list[Outgoing] = []  # resent batches, sent before the queue's (this session only)
-        self._last_ended: str | None = None  # why the last session ended, while none opened since
-        self._last_reported = 0.0  # when that was last logged at its level (monotonic)
-        self._repeats = 0  # how often it happened again since
+        # Why sessions end, said once while it lasts (a relay away for hours is retried all along):
+        self._ended = Repeats(log)
 
     @property
     def target(self) -> str:
@@ -174,11 +171,11 @@ class Sender:
             except (ProtocolError, AuthError, TransportError) as exc:
                 self.status.last_error = str(exc)
                 level = logging.ERROR if isinstance(exc, AuthError) or _is_auth(exc) else logging.WARNING
-                self._ended(level, f"session with {self.target} ended: {exc}")
+                self._ended.say(level, f"session with {self.target} ended: {exc}")
             except StoreError as exc:
                 # Our queue's disk (full, say): nothing is lost, the next session tries again.
                 self.status.last_error = str(exc)
-                self._ended(logging.ERROR, f"session with {self.target} ended: {exc}; trying again")
+                self._ended.say(logging.ERROR, f"session with {self.target} ended: {exc}; trying again")
             except Exception as exc:  # noqa: BLE001 - a bug in one session must not end shipping for good
                 self._failed(exc)
             except asyncio.CancelledError as exc:
@@ -198,27 +195,6 @@ class Sender:
             delay = min(self.config.reconnect_max_s, delay * 2)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), wait)
-
-    def _ended(self, level: int, message: str) -> None:
-        """Log why a session ended or could not start. The same reason again (a relay down for hours, retried
-        every ``reconnect_max_s``) is logged at DEBUG, with a reminder at ``level`` every ``REPEAT_REPORT_S``
-        that says how often it happened since."""
-        now = time.monotonic()
-        if message == self._last_ended and now - self._last_reported < REPEAT_REPORT_S:
-            self._repeats += 1
-            log.debug("%s (again)", message)
-            return
-        if message == self._last_ended and self._repeats:
-            log.log(
-                level,
-                "%s (again %d times in the last %.0f s)",
-                message,
-                self._repeats,
-                now - self._last_reported,
-            )
-        else:
-            log.log(level, "%s", message)
-        self._last_ended, self._last_reported, self._repeats = message, now, 0
 
     def _failed(self, exc: BaseException) -> None:
         self.status.last_error = f"internal error: {exc!r}"
@@ -278,7 +254,7 @@ class Sender:
             self.status.sessions += 1
             self.status.last_error = ""
             log.info("connected to %s as %s (credit %d)", self.target, cfg.source, event.welcome.credit)
-            self._last_ended, self._repeats = None, 0  # the next failure is news again
+            self._ended.clear()  # the next failure is news again
             if self._on_open is not None:
                 await self._on_open(event.welcome)
             self._wire = wire
