@@ -228,17 +228,21 @@ class Agent:
 
         writer = SpoolWriter(spool, sender.notify)
         sender_stop = asyncio.Event()
-        shipping = stop.watch(
-            asyncio.create_task(sender.run(sender_stop)), f"shipping records to {cfg.relay}"
-        )
         file_specs = [i for i in cfg.inputs if isinstance(i, FilesInput)]
         file_queue: FileQueueStore | None = None
-        file_tasks: list[asyncio.Task[None]] = []
         if file_specs:
-            # Files travel on a session of their own: a large file never holds the logs back.
             file_queue = await FileQueueStore.open(
                 self.data_dir / "files.db", files_source(cfg.source), store_durability(cfg.durability)
             )
+        checkpoints = await spool.checkpoints()
+        # No await from here to the try below, whose finally winds the duties down: a start that fails
+        # never leaves a duty running to be cancelled as if by a bug.
+        shipping = stop.watch(
+            asyncio.create_task(sender.run(sender_stop)), f"shipping records to {cfg.relay}"
+        )
+        file_tasks: list[asyncio.Task[None]] = []
+        if file_queue is not None:
+            # Files travel on a session of their own: a large file never holds the logs back.
             file_sender = FileSender(sender.config, AgentFiles(file_queue, []),
                                      chunk_bytes=min(s.chunk_bytes for s in file_specs))  # fmt: skip
             watches = [FolderWatch(s, file_queue, file_sender.notify) for s in file_specs]
@@ -249,7 +253,6 @@ class Agent:
             ]
             shipping_files = asyncio.create_task(file_sender.run(sender_stop))
             file_tasks.append(stop.watch(shipping_files, f"shipping files to {cfg.relay}"))
-        checkpoints = await spool.checkpoints()
         readers = [
             asyncio.create_task(self._run_input(i, checkpoints, writer.emit))
             for i in cfg.inputs

@@ -156,10 +156,11 @@ class Collector:
         )
         secret = api_token(cfg, "collector")
         audit = await AuditLog.open(self.data_dir / "audit.db", store_durability(cfg.durability))
+        analysis = await AnalysisStore.open(self.data_dir, store_durability(cfg.durability))
+        # No await from here to the try below, whose finally winds the duties down.
         indexer = stop.watch(asyncio.create_task(self._materialize(store, sink)), "indexing records")
         rehash = stop.watch(asyncio.create_task(rehash_files(manifests, cfg.file_rehash_interval_s)),
                             "re-hashing stored files", may_finish=True)  # fmt: skip
-        analysis = await AnalysisStore.open(self.data_dir, store_durability(cfg.durability))
         follower = Follower(store, analysis, settings_from(cfg), busy=lambda: self._busy(sink, store),
                             catching_up=lambda: self._indexing)  # fmt: skip
         # Behind ingestion, in its own task (analysis/follower.py); derived data, so it may be turned off.
