@@ -19,7 +19,7 @@ from logferry.protocol.connection import (
     WholeReceived,
 )
 from logferry.protocol.files import FILES_IN_FLIGHT, WINDOW_CHUNKS
-from logferry.protocol.framing import FrameDecoder, encode_frame
+from logferry.protocol.framing import FrameDecoder, FramePiece, encode_frame
 from logferry.protocol.messages import (
     BundledFile,
     Code,
@@ -61,7 +61,7 @@ def pair(role: PeerRole = PeerRole.AGENT) -> tuple[ClientConnection, ServerConne
     return client, server
 
 
-def relay(server: ServerConnection, frame: bytes | list[bytes | bytearray | memoryview]) -> object:
+def relay(server: ServerConnection, frame: bytes | list[FramePiece]) -> object:
     server.receive_data(frame if isinstance(frame, bytes) else b"".join(frame), 0.0)
     return server.next_event()
 

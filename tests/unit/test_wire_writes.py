@@ -14,6 +14,7 @@ from typing import cast
 import pytest
 
 from logferry.protocol.connection import ClientConnection
+from logferry.protocol.framing import FramePiece
 from logferry.transport.wire import WRITE_SLICE, Wire
 
 
@@ -22,7 +23,7 @@ def frame(tag: int, size: int) -> bytes:
     return size.to_bytes(4, "big") + bytes([tag % 251]) * size
 
 
-def pieces(data: bytes, rng: random.Random) -> list[bytes | bytearray | memoryview]:
+def pieces(data: bytes, rng: random.Random) -> list[FramePiece]:
     """``data`` cut at up to three random places, as the several buffer types a frame's pieces may be."""
     cuts = sorted(rng.sample(range(1, len(data)), min(3, len(data) - 1)))
     spans = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]

@@ -10,7 +10,7 @@ from logferry.errors import LocalProtocolError
 from logferry.protocol import auth
 from logferry.protocol.base import BaseConnection, ranges_ok, remote_error
 from logferry.protocol.files import CHUNK_OVERHEAD_BYTES, WHOLE_OVERHEAD_BYTES, OutgoingFiles
-from logferry.protocol.framing import HEADER_BYTES, encode_chunk_frame, encode_frame
+from logferry.protocol.framing import HEADER_BYTES, FramePiece, encode_chunk_frame, encode_frame
 from logferry.protocol.messages import (
     BUNDLES_VERSION,
     NONCE_BYTES,
@@ -174,7 +174,7 @@ class ClientConnection(BaseConnection[ClientEvent]):
         self._last_send = now
         return frame
 
-    def send_chunk(self, chunk: FileChunk, now: float) -> list[bytes | bytearray | memoryview]:
+    def send_chunk(self, chunk: FileChunk, now: float) -> list[FramePiece]:
         """The next bytes of a file in transfer, continuing exactly where its last chunk ended: the frame in
         pieces, to be written in order (``encode_chunk_frame``: a large chunk's data is not copied)."""
         new_state = self._next_state(Dir.SEND, FileChunk)

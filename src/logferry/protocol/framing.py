@@ -12,6 +12,7 @@ done by the application once it decided to accept the batch). Every failure it r
 from __future__ import annotations
 
 import struct
+from typing import TypeAlias
 
 import msgspec
 
@@ -59,12 +60,14 @@ def encode_frame_buffer(msg: Message) -> bytearray:
     return buf
 
 
+# A frame written in pieces, in order (``encode_chunk_frame``; ``Wire.write`` takes them).
+FramePiece: TypeAlias = bytes | bytearray | memoryview
 # A FileChunk carrying at least this many bytes is framed without copying them (``encode_chunk_frame``).
 SPLIT_PAYLOAD_MIN = 64 * 1024
 _BIN16_MAX = 0xFFFF
 
 
-def encode_chunk_frame(chunk: FileChunk) -> list[bytes | bytearray | memoryview]:
+def encode_chunk_frame(chunk: FileChunk) -> list[FramePiece]:
     """A FileChunk's frame in pieces to be written in order: the same bytes as ``encode_frame``, but data of
     ``SPLIT_PAYLOAD_MIN`` bytes or more is the last piece, a view of ``chunk.data`` itself. Copying 4 MiB
     into the frame was a tenth of the relay's event-loop time while it forwarded a large file."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Generic, TypeAlias, TypeVar
+from typing import Generic, TypeVar
 
 from logferry.errors import RemoteProtocolError, TransportError
 from logferry.protocol.connection import ClientConnection, ClientEvent, ServerConnection, ServerEvent
+from logferry.protocol.framing import FramePiece
 from logferry.protocol.messages import Code
 
 READ_CHUNK = 1 << 20
@@ -25,7 +26,6 @@ WRITE_HIGH_WATER = 1 << 20
 WRITE_SLICE = 1 << 18
 
 C = TypeVar("C", bound=ClientConnection | ServerConnection)
-Buffer: TypeAlias = bytes | bytearray | memoryview
 
 
 class Wire(Generic[C]):
@@ -54,7 +54,7 @@ class Wire(Generic[C]):
     def now() -> float:
         return time.monotonic()
 
-    async def write(self, data: Buffer | Sequence[Buffer]) -> None:
+    async def write(self, data: FramePiece | Sequence[FramePiece]) -> None:
         """Write frames (a buffer, or one frame's pieces in order), waiting (bounded) for the peer to read
         them when the buffer is high.
 
@@ -62,7 +62,7 @@ class Wire(Generic[C]):
         goes in ``WRITE_SLICE`` pieces, each once the transport's buffer drained: asyncio (3.11) copies
         whatever the socket did not take into its buffer and shifts that buffer after every send, megabytes
         per 4 MiB chunk."""
-        parts: Sequence[Buffer] = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+        parts: Sequence[FramePiece] = [data] if isinstance(data, bytes | bytearray | memoryview) else data
         total = sum(map(len, parts))
         if not total:
             return
