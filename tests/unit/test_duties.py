@@ -122,7 +122,7 @@ async def _ship_one(
     path.write_bytes(b"x" * 1000)
     st = path.stat()
     item = OutgoingFile("dev/files", 1, str(path), st.st_size, st.st_mtime_ns,
-                        hashlib.sha256(path.read_bytes()).digest(), path)  # fmt: skip
+                        hashlib.sha256(path.read_bytes()).digest(), str(path))  # fmt: skip
     queue = BuggyOnce([item], error)
     async with file_server(tmp_path / "store") as server:
         config = SenderConfig("127.0.0.1", server.port, "dev", PeerRole.AGENT, None, reconnect_min_s=0.05)

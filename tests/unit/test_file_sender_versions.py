@@ -19,6 +19,11 @@ SOURCE = "dev"
 COUNT = 300
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 @pytest.mark.parametrize("versions", [(1, 2), (1,)], ids=["v2-bundles", "v1-one-frame-each"])
 async def test_small_files_travel_by_what_the_server_speaks(
     versions: tuple[int, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -32,7 +37,7 @@ async def test_small_files_travel_by_what_the_server_speaks(
         path = folder / f"f{seq}"
         path.write_bytes(data)
         sha = hashlib.sha256(data).digest()
-        files.append(OutgoingFile(f"{SOURCE}/files", seq, str(path), len(data), 5, sha, path))
+        files.append(OutgoingFile(f"{SOURCE}/files", seq, str(path), len(data), 5, sha, str(path)))
     (folder / "f7").write_bytes(b"changed after it was queued")
     queue = Queue(files)
     async with file_server(tmp_path / "store") as server:
@@ -50,4 +55,4 @@ async def test_small_files_travel_by_what_the_server_speaks(
         assert 1 <= stats.bundles <= COUNT // 10  # many files per frame
     for f in files:
         if f.seq != 7:
-            assert content.path_for(f.sha256).read_bytes() == f.local.read_bytes()
+            assert content.path_for(f.sha256).read_bytes() == _read(f.local)

@@ -264,7 +264,8 @@ class LiveFiles:
             if key in busy:
                 continue
             o = live.offer
-            out.append(OutgoingFile(o.source, o.seq, o.path, o.size, o.mtime_ns, o.sha256, live.path, live))
+            local = str(live.path)
+            out.append(OutgoingFile(o.source, o.seq, o.path, o.size, o.mtime_ns, o.sha256, local, live))
         return out
 
 
@@ -290,7 +291,7 @@ class RelayFileOutbox:
         items = await self.journal.read_with(lambda c: journal_files.outbox(c, limit, busy))
         small = self.content.small_max_bytes
         return arriving + [
-            OutgoingFile(f.source, f.seq, f.path, f.size, f.mtime_ns, f.sha256, self.content.path_for(h),
+            OutgoingFile(f.source, f.seq, f.path, f.size, f.mtime_ns, f.sha256, self.content.address(h),
                          load=functools.partial(self.content.take_small, h) if f.size <= small else None)
             for f in items
             if (h := f.sha256)
@@ -311,7 +312,7 @@ class RelayFileOutbox:
                         "once stored here", item.source, item.seq, item.path, nack.reason)  # fmt: skip
             return
         # The relay's copy was verified when it arrived; a refusal means the stored content is damaged.
-        where = "the relay's small-content table" if item.load is not None else str(item.local)
+        where = "the relay's small-content table" if item.load is not None else item.local
         log.error("the collector refused file %s:%d (%s): %s; its content here may be damaged, check %s "
                   "(sha256 %s)", item.source, item.seq, item.path, nack.reason, where,
                   item.sha256.hex())  # fmt: skip

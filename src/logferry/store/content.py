@@ -286,7 +286,7 @@ _WRITERS = ThreadPoolExecutor(2, thread_name_prefix="content-write")  # its thre
 _TEMP_IDS = itertools.count()  # temporary names are unique in the process, whatever runs at once
 
 
-def _write_temps(writes: list[tuple[Path, bytes]]) -> None:
+def _write_temps(writes: list[tuple[str, bytes]]) -> None:
     """Write each content to its temporary name; fsync each only where there is no syncfs to flush them
     all at once."""
     for temp, data in writes:
@@ -317,6 +317,7 @@ class ContentStore:
         # Small files are written here, then renamed to their address: new inodes made in one directory
         # stay close together on disk, which made creating them ~1.8x cheaper than in 256 directories.
         self.incoming = root / "incoming"
+        self._incoming_str = (str(self.incoming / "0"), str(self.incoming / "1"))
         for lane in ("0", "1"):
             (self.incoming / lane).mkdir(parents=True, exist_ok=True)
             for left in (self.incoming / lane).iterdir():
@@ -342,8 +343,8 @@ class ContentStore:
         hex_ = sha256.hex()
         return self.root / hex_[:2] / hex_
 
-    def _address(self, sha256: bytes) -> str:
-        """``path_for`` as a string (no Path built: put_many asks it for every file of a group)."""
+    def address(self, sha256: bytes) -> str:
+        """``path_for`` as a string (no Path built: asked for every file of a group)."""
         hex_ = sha256.hex()
         return f"{self._root_str}{os.sep}{hex_[:2]}{os.sep}{hex_}"
 
@@ -430,25 +431,25 @@ class ContentStore:
         refused it. Identical content is kept once.
         """
         verdicts: list[ContentMismatch | None] = []
-        moves: list[tuple[Path, Path]] = []
+        moves: list[tuple[str, str]] = []  # (temporary name, address): strings, one pair per file
         moving: set[bytes] = set()  # content of this call written under a temporary name
-        writes: list[tuple[Path, bytes]] = []
+        writes: list[tuple[str, bytes]] = []
         rows: dict[bytes, bytes] = {}
         for data, sha256 in items:
             if hashlib.sha256(data).digest() != sha256:
                 verdicts.append(ContentMismatch(f"received content does not hash to {sha256.hex()[:16]}…"))
                 continue
             verdicts.append(None)
-            if sha256 in rows or sha256 in moving or os.path.isfile(self._address(sha256)):
+            if sha256 in rows or sha256 in moving or os.path.isfile(self.address(sha256)):
                 continue
             if self.small is not None and len(data) <= self.small_max_bytes:
                 rows[sha256] = data  # a row held already is kept (INSERT OR IGNORE)
                 continue
-            target = self.path_for(sha256)
+            target = self.address(sha256)
             # Two writers on a large group, each in a directory of its own (a directory's entries are
             # created one at a time): creating files is the kernel's slowest part here.
             lane = len(moves) % 2 if len(items) >= PARALLEL_WRITES_MIN else 0
-            temp = self.incoming / str(lane) / f"{target.name}.{next(_TEMP_IDS)}.tmp"
+            temp = f"{self._incoming_str[lane]}{os.sep}{sha256.hex()}.{next(_TEMP_IDS)}.tmp"
             writes.append((temp, data))
             moves.append((temp, target))
             moving.add(sha256)
@@ -463,17 +464,17 @@ class ContentStore:
         if not moves:
             return verdicts
         self._sync_all()  # the content is durable before any address names it
-        made: set[Path] = set()
         for temp, target in moves:
-            if target.parent not in made:
-                target.parent.mkdir(exist_ok=True)
-                made.add(target.parent)
-            os.replace(temp, target)
+            try:
+                os.replace(temp, target)
+            except FileNotFoundError:  # the first content under its prefix (or its directory was removed)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.replace(temp, target)
         if _SYNCFS:
             self._sync_all()
         else:
-            for directory in {t.parent for _, t in moves}:
-                fsync_dir(directory)
+            for directory in {os.path.dirname(t) for _, t in moves}:
+                fsync_dir(Path(directory))
         return verdicts
 
     def _sync_all(self) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -86,10 +87,10 @@ MISSING: Fingerprint = (-1, -1)
 SWEEP_PAGE = 10_000  # distinct contents read per query of a sweep
 
 
-def fingerprint(path: Path) -> Fingerprint:
+def fingerprint(path: str | Path) -> Fingerprint:
     """The size and mtime of ``path``, or ``MISSING`` (one stat; blocks)."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return MISSING
     return (st.st_size, st.st_mtime_ns)
@@ -139,7 +140,7 @@ class FileManifests:
     async def add_many(self, offers: list[FileOffer], relay: str) -> list[bool]:
         """``add`` for many manifests in one transaction; per manifest, False if its id was stored before."""
         hashes = list(dict.fromkeys(o.sha256 for o in offers))
-        prints = await asyncio.to_thread(lambda: [fingerprint(self.content.path_for(h)) for h in hashes])
+        prints = await asyncio.to_thread(lambda: [fingerprint(self.content.address(h)) for h in hashes])
         now = time.time_ns()
 
         def run(conn: sqlite3.Connection) -> list[bool]:
@@ -148,11 +149,10 @@ class FileManifests:
             )
             added: list[bool] = []
             tallies: dict[str, BucketTally] = {}
+            insert = f"INSERT OR IGNORE INTO files({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             for o in offers:
-                cur = conn.execute(
-                    f"INSERT OR IGNORE INTO files({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (o.source, o.seq, o.path, o.size, o.mtime_ns, o.sha256, relay, now),
-                )
+                row = (o.source, o.seq, o.path, o.size, o.mtime_ns, o.sha256, relay, now)
+                cur = conn.execute(insert, row)
                 added.append(bool(cur.rowcount))
                 if cur.rowcount:
                     tallies.setdefault(o.source, BucketTally()).add(o.seq, o.sha256[:8])
@@ -217,7 +217,7 @@ class FileManifests:
         out: set[bytes] = set()
         for sha, size, mtime_ns in rows:
             h = bytes(sha)
-            if size is None or fingerprint(self.content.path_for(h)) != (size, mtime_ns):
+            if size is None or fingerprint(self.content.address(h)) != (size, mtime_ns):
                 out.add(h)
         return out
 

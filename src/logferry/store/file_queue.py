@@ -169,7 +169,7 @@ class FileQueueStore:
         rows = await self._db.read(run)
         recent = self._recent
         return [
-            OutgoingFile(source, s, p, n, m, bytes(h), Path(p),
+            OutgoingFile(source, s, p, n, m, bytes(h), p,
                          load=functools.partial(self._take, s) if s in recent else None)
             for s, p, n, m, h in rows
         ]  # fmt: skip

@@ -29,7 +29,6 @@ import logging
 import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from logferry.errors import ProtocolError, TransportError
@@ -112,7 +111,7 @@ class OutgoingFile:
     size: int
     mtime_ns: int
     sha256: bytes
-    local: Path  # where to read the content from here
+    local: str  # where to read the content from here (a string: one is built per file queued)
     growing: Growing | None = None  # still arriving here (cut-through): read only what is durable
     load: Callable[[], bytes | None] | None = None  # reads the content when it is not a file at ``local``
 
@@ -589,7 +588,7 @@ def _read_whole(item: OutgoingFile) -> bytes:
     try:
         data = item.load() if item.load is not None else None
         if data is None:
-            with item.local.open("rb") as f:
+            with open(item.local, "rb") as f:
                 data = f.read(item.size + 1)
     except OSError as exc:
         raise FileChanged(f"cannot read {item.local}: {exc}") from exc
@@ -601,7 +600,7 @@ def _read_whole(item: OutgoingFile) -> bytes:
 def _open_content(item: OutgoingFile) -> BinaryIO:
     """The content to send in chunks: from the store when it is not a file (``load``), else the file."""
     data = item.load() if item.load is not None else None
-    return io.BytesIO(data) if data is not None else item.local.open("rb")
+    return io.BytesIO(data) if data is not None else open(item.local, "rb")
 
 
 def _read_all(items: list[OutgoingFile]) -> list[bytes | FileChanged]:
