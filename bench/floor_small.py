@@ -7,8 +7,10 @@ byte per group. Timed from the sender's start until the receiver has made the la
 what logferry's collector does per group, without everything else a hop of logferry does (sha256, queue
 and journal rows, manifests, reconciliation tallies, acknowledgements per file): the difference between
 this figure and ``bench/files.py``'s is logferry's own per-file cost, not the cost of durability or of
-Python. Linux only (syncfs). Usage: bench/floor_small.py [--files N] [--rounds R]; copies live under
-``bench/out/floor/`` and are removed at the end.
+Python. The same hop is run again storing each file as logferry's collector stores content: verified and
+named by its sha256 under ``<ab>/<hex>`` (temporary names in one directory, renamed into 256 prefix
+directories): the floor of that layout on this disk. Linux only (syncfs). Usage: bench/floor_small.py
+[--files N] [--rounds R]; copies live under ``bench/out/floor/`` and are removed at the end.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ WORK = OUT_DIR / "floor"
 GROUP = 1000
 
 
-def receive(dst: str) -> None:
-    """Accept one sender; store each group durably (temp names, syncfs, renames, syncfs); ack each group."""
+def receive(dst: str, addressed: bool) -> None:
+    """Accept one sender; store each group durably (temp names, syncfs, renames, syncfs); ack each group.
+    ``addressed``: each file is verified and named by its sha256 under ``<ab>/<hex>``, as logferry's
+    collector stores content (temporary names in one directory, renamed into 256 prefix directories)."""
     syncfs = ctypes.CDLL(None, use_errno=True).syncfs
     os.makedirs(dst)
     listener = socket.create_server(("127.0.0.1", 0))
@@ -48,14 +52,21 @@ def receive(dst: str) -> None:
         for _ in range(count):
             name_len, size = struct.unpack(">HI", stream.read(6))
             name = stream.read(name_len).decode()
+            data = stream.read(size)
+            if addressed:
+                name = hashlib.sha256(data).hexdigest()
             temp = os.path.join(dst, f".{name}.tmp")
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            os.write(fd, stream.read(size))
+            os.write(fd, data)
             os.close(fd)
-            moves.append((temp, os.path.join(dst, name)))
+            moves.append((temp, os.path.join(dst, name[:2], name) if addressed else os.path.join(dst, name)))
         syncfs(root)
         for temp, final in moves:
-            os.replace(temp, final)
+            try:
+                os.replace(temp, final)
+            except FileNotFoundError:
+                os.mkdir(os.path.dirname(final))
+                os.replace(temp, final)
         syncfs(root)
         conn.sendall(b"k")
 
@@ -74,9 +85,11 @@ def send(src: str, port: int) -> None:
         conn.recv(1)
 
 
-def one_hop(src: Path, dst: Path) -> float:
+def one_hop(src: Path, dst: Path, addressed: bool = False) -> float:
     receiver = subprocess.Popen(
-        [sys.executable, __file__, "--receive", str(dst)], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--receive", str(dst), *(["--addressed"] if addressed else [])],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert receiver.stdout is not None
@@ -97,9 +110,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--receive", help=argparse.SUPPRESS)
     ap.add_argument("--send", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--addressed", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.receive:
-        receive(args.receive)
+        receive(args.receive, args.addressed)
         return 0
     if args.send:
         send(args.send[0], int(args.send[1]))
@@ -111,21 +125,26 @@ def main() -> int:
         seed = hashlib.sha256(b"small" + i.to_bytes(8, "big")).digest()
         (src / f"s{i:06d}.bin").write_bytes((seed * 129)[:4096])
     hop: list[float] = []
+    addressed: list[float] = []
     rsync: list[float] = []
     try:
         for r in range(args.rounds):
             os.sync()
             hop.append(one_hop(src, WORK / f"hop-{r}"))
             os.sync()
+            addressed.append(one_hop(src, WORK / f"addressed-{r}", addressed=True))
+            os.sync()
             t0 = time.monotonic()
             subprocess.run(["rsync", "-a", f"{src}/", f"{WORK / f'rsync-{r}'}/"], check=True)
             rsync.append(time.monotonic() - t0)
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
-    times = {name: " / ".join(f"{x:.2f}" for x in runs) for name, runs in (("hop", hop), ("rsync", rsync))}
-    ratio = median(rsync) / median(hop)
-    print(f"one durable Python hop: {times['hop']} s; rsync -a (local, no fsync): {times['rsync']} s; "
-          f"hop / rsync speed x{ratio:.2f}")  # fmt: skip
+    runs = (("hop", hop), ("addressed", addressed), ("rsync", rsync))
+    times = {name: " / ".join(f"{x:.2f}" for x in got) for name, got in runs}
+    base = median(rsync)
+    print(f"one durable Python hop: {times['hop']} s, x{base / median(hop):.2f} of rsync's speed; the same "
+          f"storing by sha256 as logferry's collector does: {times['addressed']} s, "
+          f"x{base / median(addressed):.2f}; rsync -a (local, no fsync): {times['rsync']} s")  # fmt: skip
     return 0
 
 
