@@ -4,7 +4,11 @@ every offset (in test_protocol_files.py's PINNED), and a version-1 session on wh
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
 from logferry.errors import LocalProtocolError, RemoteProtocolError
 from logferry.protocol import server as server_module
@@ -12,7 +16,7 @@ from logferry.protocol.connection import (
     BundleAnswered,
     BundleReceived,
 )
-from logferry.protocol.files import BUNDLE_FILES, BUNDLES_IN_FLIGHT
+from logferry.protocol.files import BUNDLE_FILES, BUNDLES_IN_FLIGHT, Key, check_bundle, check_offer
 from logferry.protocol.framing import encode_frame
 from logferry.protocol.messages import (
     BundledFile,
@@ -138,3 +142,45 @@ def test_a_version_1_session_has_no_bundles(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(RemoteProtocolError, match="needs protocol version 2") as info:
         relay(server, encode_frame(FileBundle(1, [entry(1)])))
     assert info.value.code == Code.PROTOCOL
+
+
+def _first_problem(bundle: FileBundle, open_bundles: dict[int, set[Key]], transfers: set[Key]) -> str | None:
+    """check_bundle's entries, one by one (what it did before its quick pass): the reference."""
+    keys: set[Key] = set()
+    for entry in bundle.files:
+        problem = check_offer(entry)
+        if problem is not None:
+            return problem
+        key = (entry.source, entry.seq)
+        if key in keys or key in transfers or any(key in open_ for open_ in open_bundles.values()):
+            return f"FileBundle {bundle.bundle_id}: file {entry.source}:{entry.seq} is in transfer already"
+        keys.add(key)
+    return None
+
+
+_entries = st.builds(
+    BundledFile,
+    st.sampled_from(["dev-a/files", "dev-b/files"]),
+    st.integers(-1, 6),  # seq: 0 and -1 are impossible
+    st.just("f"),
+    st.integers(-1, 4),  # size: -1 is impossible
+    st.sampled_from([-1, 0, 5]),  # mtime_ns
+    st.sampled_from([SHA, SHA[:31]]),
+    st.binary(max_size=4),  # data: of another length than size sometimes
+)
+_keys = st.sets(st.tuples(st.sampled_from(["dev-a/files", "dev-b/files"]), st.integers(1, 6)), max_size=3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    files=st.lists(_entries, min_size=1, max_size=6),
+    open_keys=st.lists(_keys, max_size=BUNDLES_IN_FLIGHT - 1),
+    transfers=_keys,
+)
+def test_the_quick_pass_names_the_same_problem_as_the_entries_one_by_one(
+    files: list[BundledFile], open_keys: list[set[Key]], transfers: set[Key]
+) -> None:
+    bundle = FileBundle(100, files)
+    open_bundles = dict(enumerate(open_keys))
+    in_transfer = dict.fromkeys(transfers, cast(Any, None))
+    assert check_bundle(bundle, open_bundles, in_transfer) == _first_problem(bundle, open_bundles, transfers)

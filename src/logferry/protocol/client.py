@@ -9,7 +9,7 @@ from __future__ import annotations
 from logferry.errors import LocalProtocolError
 from logferry.protocol import auth
 from logferry.protocol.base import BaseConnection, ranges_ok, remote_error
-from logferry.protocol.files import CHUNK_OVERHEAD_BYTES, WHOLE_OVERHEAD_BYTES, OutgoingFiles
+from logferry.protocol.files import CHUNK_OVERHEAD_BYTES, WHOLE_OVERHEAD_BYTES, Named, OutgoingFiles
 from logferry.protocol.framing import HEADER_BYTES, FramePiece, encode_chunk_frame, encode_frame
 from logferry.protocol.messages import (
     BUNDLES_VERSION,
@@ -120,7 +120,7 @@ class ClientConnection(BaseConnection[ClientEvent]):
         """The most file bytes one FileChunk may carry under the server's frame limit."""
         return max(0, self.peer_max_frame_bytes - CHUNK_OVERHEAD_BYTES - len(self.source.encode()) - 256)
 
-    def max_whole_bytes(self, offer: FileOffer) -> int:
+    def max_whole_bytes(self, offer: Named) -> int:
         """The most file bytes one FileWhole of this file may carry under the server's frame limit."""
         names = len(offer.source.encode()) + len(offer.path.encode())
         return max(0, self.peer_max_frame_bytes - WHOLE_OVERHEAD_BYTES - names)

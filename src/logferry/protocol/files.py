@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from typing import Protocol
 
 from logferry.errors import LocalProtocolError, RemoteProtocolError
 from logferry.protocol.messages import (
@@ -67,7 +68,18 @@ class Phase(enum.Enum):
     DONE = "done"  # FileDone (or FileWhole) sent/received, waiting for the verdict
 
 
-def entry_bytes(entry: BundledFile | FileOffer) -> int:
+class Named(Protocol):
+    """What the size of a file's entry in a frame depends on (an offer, a bundled file, a queued file)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+def entry_bytes(entry: Named) -> int:
     """The most bytes a BundledFile of this file takes in a FileBundle frame."""
     return ENTRY_OVERHEAD_BYTES + len(entry.source.encode()) + len(entry.path.encode()) + entry.size
 
@@ -94,8 +106,23 @@ def check_bundle(
         return f"FileBundle {bundle.bundle_id}: over {BUNDLES_IN_FLIGHT} bundles await their FileBundleAck"
     if not 1 <= len(bundle.files) <= BUNDLE_FILES:
         return f"FileBundle {bundle.bundle_id} carries {len(bundle.files)} files, not 1 to {BUNDLE_FILES}"
-    keys: set[Key] = set()
-    for entry in bundle.files:
+    files = bundle.files
+    # Every bundle is checked on both sides: first one pass for the usual case (nothing wrong), then, only
+    # if something is, the entries one by one to name the first problem.
+    keys = {(e.source, e.seq) for e in files}
+    if (
+        len(keys) == len(files)
+        and keys.isdisjoint(transfers)
+        and all(keys.isdisjoint(open_) for open_ in open_bundles.values())
+        and all(
+            e.seq >= 1 and e.size >= 0 and e.mtime_ns >= 0 and len(e.sha256) == SHA256_BYTES
+            and len(e.data) == e.size
+            for e in files
+        )
+    ):  # fmt: skip
+        return None
+    keys.clear()
+    for entry in files:
         problem = check_offer(entry)
         if problem is not None:
             return problem
@@ -103,7 +130,7 @@ def check_bundle(
         if key in keys or key in transfers or any(key in open_ for open_ in open_bundles.values()):
             return f"FileBundle {bundle.bundle_id}: file {entry.source}:{entry.seq} is in transfer already"
         keys.add(key)
-    return None
+    raise AssertionError("a bundle failed the quick check but no entry has a problem")
 
 
 class _Transfer:

@@ -98,10 +98,12 @@ class RelayFileLedger:
         await self.journal.write_with(lambda c: journal_files.commit_many(c, items))
         # One line per file, as info for a few, as debug within a large group (one summary line instead).
         each = log.info if len(items) <= LOGGED_EACH else log.debug
+        said = log.isEnabledFor(logging.INFO if len(items) <= LOGGED_EACH else logging.DEBUG)
         for item in items:
             self.fates[item.fate] = self.fates.get(item.fate, 0) + 1
-            each("file %s:%d (%s) %s%s", item.source, item.seq, item.path, item.fate.name.lower(),
-                 f" by rule {item.rule}" if item.rule else "")  # fmt: skip
+            if said:
+                each("file %s:%d (%s) %s%s", item.source, item.seq, item.path, item.fate.name.lower(),
+                     f" by rule {item.rule}" if item.rule else "")  # fmt: skip
         if len(items) > LOGGED_EACH:
             tally = Counter(item.fate.name.lower() for item in items)
             log.info("%d files from %s: %s", len(items), peer.source,

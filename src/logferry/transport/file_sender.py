@@ -276,7 +276,7 @@ class FileSender(Sender):
             group, size = [], 0
 
         for item in fresh:
-            need = entry_bytes(item.offer())
+            need = entry_bytes(item)
             if item.growing is not None or need > budget or not self._goes_whole(wire.conn, item):
                 rest.append(item)
                 continue
@@ -415,9 +415,7 @@ class FileSender(Sender):
 
     def _goes_whole(self, conn: ClientConnection, item: OutgoingFile) -> bool:
         """Whether the file travels in one FileWhole frame."""
-        return item.growing is None and item.size <= min(
-            self.whole_max_bytes, conn.max_whole_bytes(item.offer())
-        )
+        return item.growing is None and item.size <= min(self.whole_max_bytes, conn.max_whole_bytes(item))
 
     async def _send_whole(
         self, wire: Wire[ClientConnection], item: OutgoingFile, reader: asyncio.Future[None]
