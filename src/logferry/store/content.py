@@ -440,12 +440,12 @@ class ContentStore:
                 verdicts.append(ContentMismatch(f"received content does not hash to {sha256.hex()[:16]}…"))
                 continue
             verdicts.append(None)
-            if sha256 in rows or sha256 in moving or os.path.isfile(self.address(sha256)):
+            target = self.address(sha256)
+            if sha256 in rows or sha256 in moving or os.path.isfile(target):
                 continue
             if self.small is not None and len(data) <= self.small_max_bytes:
                 rows[sha256] = data  # a row held already is kept (INSERT OR IGNORE)
                 continue
-            target = self.address(sha256)
             # Two writers on a large group, each in a directory of its own (a directory's entries are
             # created one at a time): creating files is the kernel's slowest part here.
             lane = len(moves) % 2 if len(items) >= PARALLEL_WRITES_MIN else 0
