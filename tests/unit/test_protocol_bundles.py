@@ -16,7 +16,14 @@ from logferry.protocol.connection import (
     BundleAnswered,
     BundleReceived,
 )
-from logferry.protocol.files import BUNDLE_FILES, BUNDLES_IN_FLIGHT, Key, check_bundle, check_offer
+from logferry.protocol.files import (
+    BUNDLE_FILES,
+    BUNDLES_IN_FLIGHT,
+    Key,
+    check_bundle,
+    entries_fit,
+    first_entry_problem,
+)
 from logferry.protocol.framing import encode_frame
 from logferry.protocol.messages import (
     BundledFile,
@@ -144,20 +151,6 @@ def test_a_version_1_session_has_no_bundles(monkeypatch: pytest.MonkeyPatch) -> 
     assert info.value.code == Code.PROTOCOL
 
 
-def _first_problem(bundle: FileBundle, open_bundles: dict[int, set[Key]], transfers: set[Key]) -> str | None:
-    """check_bundle's entries, one by one (what it did before its quick pass): the reference."""
-    keys: set[Key] = set()
-    for entry in bundle.files:
-        problem = check_offer(entry)
-        if problem is not None:
-            return problem
-        key = (entry.source, entry.seq)
-        if key in keys or key in transfers or any(key in open_ for open_ in open_bundles.values()):
-            return f"FileBundle {bundle.bundle_id}: file {entry.source}:{entry.seq} is in transfer already"
-        keys.add(key)
-    return None
-
-
 _entries = st.builds(
     BundledFile,
     st.sampled_from(["dev-a/files", "dev-b/files"]),
@@ -177,10 +170,11 @@ _keys = st.sets(st.tuples(st.sampled_from(["dev-a/files", "dev-b/files"]), st.in
     open_keys=st.lists(_keys, max_size=BUNDLES_IN_FLIGHT - 1),
     transfers=_keys,
 )
-def test_the_quick_pass_names_the_same_problem_as_the_entries_one_by_one(
+def test_the_quick_pass_passes_exactly_the_bundles_whose_entries_have_no_problem(
     files: list[BundledFile], open_keys: list[set[Key]], transfers: set[Key]
 ) -> None:
     bundle = FileBundle(100, files)
     open_bundles = dict(enumerate(open_keys))
-    in_transfer = dict.fromkeys(transfers, cast(Any, None))
-    assert check_bundle(bundle, open_bundles, in_transfer) == _first_problem(bundle, open_bundles, transfers)
+    problem = first_entry_problem(bundle, open_bundles, transfers)
+    assert entries_fit(bundle, open_bundles, transfers) == (problem is None)
+    assert check_bundle(bundle, open_bundles, dict.fromkeys(transfers, cast(Any, None))) == problem

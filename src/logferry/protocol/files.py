@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Collection
 from typing import Protocol
 
 from logferry.errors import LocalProtocolError, RemoteProtocolError
@@ -106,11 +107,18 @@ def check_bundle(
         return f"FileBundle {bundle.bundle_id}: over {BUNDLES_IN_FLIGHT} bundles await their FileBundleAck"
     if not 1 <= len(bundle.files) <= BUNDLE_FILES:
         return f"FileBundle {bundle.bundle_id} carries {len(bundle.files)} files, not 1 to {BUNDLE_FILES}"
+    # Every bundle is checked on both sides: one pass for the usual case (nothing wrong); the entries one by
+    # one only when something is, to name the first problem.
+    if entries_fit(bundle, open_bundles, transfers):
+        return None
+    return first_entry_problem(bundle, open_bundles, transfers)
+
+
+def entries_fit(bundle: FileBundle, open_bundles: dict[int, set[Key]], transfers: Collection[Key]) -> bool:
+    """Whether no entry of the bundle has a problem ``first_entry_problem`` would name (one quick pass)."""
     files = bundle.files
-    # Every bundle is checked on both sides: first one pass for the usual case (nothing wrong), then, only
-    # if something is, the entries one by one to name the first problem.
     keys = {(e.source, e.seq) for e in files}
-    if (
+    return (
         len(keys) == len(files)
         and keys.isdisjoint(transfers)
         and all(keys.isdisjoint(open_) for open_ in open_bundles.values())
@@ -119,10 +127,15 @@ def check_bundle(
             and len(e.data) == e.size
             for e in files
         )
-    ):  # fmt: skip
-        return None
-    keys.clear()
-    for entry in files:
+    )  # fmt: skip
+
+
+def first_entry_problem(
+    bundle: FileBundle, open_bundles: dict[int, set[Key]], transfers: Collection[Key]
+) -> str | None:
+    """The first entry of the bundle that is malformed or in transfer already, said, or None."""
+    keys: set[Key] = set()
+    for entry in bundle.files:
         problem = check_offer(entry)
         if problem is not None:
             return problem
@@ -130,7 +143,7 @@ def check_bundle(
         if key in keys or key in transfers or any(key in open_ for open_ in open_bundles.values()):
             return f"FileBundle {bundle.bundle_id}: file {entry.source}:{entry.seq} is in transfer already"
         keys.add(key)
-    raise AssertionError("a bundle failed the quick check but no entry has a problem")
+    return None
 
 
 class _Transfer:
