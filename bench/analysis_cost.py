@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,12 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import logferry_side as side
 from common import OUT_DIR, Proc, log
-
-
-def cpu_s(proc: Proc) -> float:
-    """User + system CPU seconds of a running process (Linux /proc)."""
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one_run(cmd: list[str], n: int, name: str, analysis: bool, timeout: float) -> dict[str, float]:
@@ -38,9 +31,9 @@ def one_run(cmd: list[str], n: int, name: str, analysis: bool, timeout: float) -
     try:
         feeder = cluster.start_agent(n, 0)
         t_durable = side._wait_durable(cluster, records, n, timeout)
-        cpu_durable = cpu_s(cluster.procs["collector"])
+        cpu_durable = cluster.procs["collector"].cpu_s()
         t_rows = side._wait_records(cluster, records, n, timeout)
-        cpu_rows = cpu_s(cluster.procs["collector"])
+        cpu_rows = cluster.procs["collector"].cpu_s()
         first = side._first_send_ns(records)
         return {
             "durable_msgs_s": n / ((t_durable - first) / 1e9),

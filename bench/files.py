@@ -8,7 +8,8 @@ a receiver over a pipe); neither fsyncs. logferry ships it through its three rol
 sha256-checked and fsynced before it is acknowledged. logferry's time runs from the agent's start (the
 files are already in the folder, with old mtimes: complete at once) until the collector's ``files.db``
 holds every manifest; the stages are read from the stores afterwards (when the agent had queued the last
-file, when the relay had journaled it, when the collector had). Each workload runs ``--rounds`` rounds (3)
+file, when the relay had journaled it, when the collector had), and each role's CPU seconds over that time
+from /proc (the agent's including its start). Each workload runs ``--rounds`` rounds (3)
 of the four copies (rsync locally, over loopback, locally with --fsync; logferry), each after a sync(2)
 and into a new folder (``settle``): one copy's time here varies two- to fourfold from run to run (this
 VM's disk and page allocation), so the figures are medians, with every run kept. Figures: MB/s (10^6
@@ -190,7 +191,8 @@ def logferry_ship(
     cmd: list[str], workdir: Path, folder: Path, count: int, total: int, timeout: float
 ) -> dict[str, Any]:
     """Ship ``folder`` through collector ← relay ← agent; seconds from the agent's start to the last
-    manifest at the collector, and when each stage had the last file."""
+    manifest at the collector, when each stage had the last file, and the CPU seconds each role used
+    meanwhile (the agent's include its start)."""
     cluster = Cluster(cmd, workdir)
     try:
         cluster.start_collector()
@@ -202,6 +204,9 @@ def logferry_ship(
             f'[[agent.inputs]]\ntype = "files"\npaths = ["{folder}"]\nstable_s = 1.0\n',
             encoding="utf-8",
         )
+        # CPU the servers spend on the transfer: what they used to start is left out (the agent's start is
+        # part of its time, as rsync's is of rsync's).
+        before = {role: proc.cpu_s() for role, proc in cluster.procs.items()}
         start_ns = time.time_ns()
         t0 = time.monotonic()
         agent = Proc("logferry-agent", [*cmd, "agent", "--config", str(config)],
@@ -222,6 +227,7 @@ def logferry_ship(
 
         wait_for(f"{count} files at the collector", done, timeout, interval=0.05)
         seconds = time.monotonic() - t0
+        cpu = {role: round(proc.cpu_s() - before.get(role, 0.0), 2) for role, proc in cluster.procs.items()}
         agent_db = workdir / "agent" / "files.db"
         first, queued = _one(agent_db, "SELECT min(queued_ns), max(queued_ns) FROM files")
         relayed = _one(workdir / "relay" / "journal.db", "SELECT max(received_ns) FROM file_items")[0]
@@ -231,7 +237,8 @@ def logferry_ship(
             return None if ns is None else round((int(ns) - start_ns) / 1e9, 3)
 
         return {"seconds": seconds, "agent_queued_first_s": at(first), "agent_queued_last_s": at(queued),
-                "relay_journaled_last_s": at(relayed), "collector_stored_last_s": at(stored)}  # fmt: skip
+                "relay_journaled_last_s": at(relayed), "collector_stored_last_s": at(stored),
+                "cpu_s": cpu}  # fmt: skip
     finally:
         cluster.stop()
 
@@ -381,6 +388,7 @@ def _case(
             out[f"{who}_files_s"] = count / out[f"{who}_s"]
     mid = out["logferry_s"]
     out["logferry_stages"] = min(stages, key=lambda st: abs(st["seconds"] - mid))  # the median run
+    out["logferry_cpu_s_runs"] = [st["cpu_s"] for st in stages]
     # The issue's comparator is rsync over loopback (its daemon protocol on 127.0.0.1, as logferry's hops
     # are); the local copy (sender and receiver over a pipe) is the harder reference and is kept beside it.
     lf_runs = runs["logferry"]
@@ -449,7 +457,8 @@ def summary(r: dict[str, Any]) -> list[str]:
             f"{c['rsync_tcp_mb_s']:,.0f} MB/s {c['rsync_tcp_files_s']:,.0f} files/s, locally "
             f"{c['rsync_mb_s']:,.0f} MB/s{fsync}; logferry/rsync over loopback x{c['ratio']:.2f} "
             f"(medians of {c['rounds']} rounds; x{c['ratio_range'][0]:.2f}-x{c['ratio_range'][1]:.2f} run to "
-            f"run), logferry/local rsync x{c['ratio_vs_rsync_local']:.2f}"
+            f"run), logferry/local rsync x{c['ratio_vs_rsync_local']:.2f}; CPU-s of the median run "
+            + ", ".join(f"{role} {s:.2f}" for role, s in c["logferry_stages"].get("cpu_s", {}).items())
         )
     c = r.get("cuts")
     if isinstance(c, dict):
