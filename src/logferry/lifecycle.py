@@ -12,7 +12,6 @@ This module never touches stores or sockets; roles own those.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -37,14 +36,7 @@ def setup_logging(level: str = "info") -> None:
 
 
 def announce_ready(role: str, listen: dict[str, str], **extra: Any) -> None:
-    """Print ``READY {json}`` once the role listens: tests and scripts learn OS-picked ports from it.
-
-    What the role built to start (modules, its console's pages, its config) lives as long as the process;
-    ``gc.freeze()`` spares the collector's full passes from walking it all again. Each such pass took
-    60–170 ms of a relay's CPU while it shipped 10k small files (its console's objects are most of its
-    heap); frozen, 6–10 ms (docs/BENCHMARKS.md).
-    """
-    gc.freeze()
+    """Print ``READY {json}`` once the role listens: tests and scripts learn OS-picked ports from it."""
     info = {"role": role, "pid": os.getpid(), "listen": listen, **extra}
     sys.stdout.write("READY " + json.dumps(info, sort_keys=True) + "\n")
     sys.stdout.flush()
