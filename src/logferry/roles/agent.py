@@ -159,9 +159,9 @@ class AgentFiles:
         # The first watch whose folder holds the file decides; folders globbed once per group, not per file.
         folders = [(w.spec, set(w.folders())) for w in self.watches]
         done = [
-            (spec, Path(item.local))
-            for item in items
-            if (spec := next((s for s, found in folders if str(Path(item.local).parent) in found), None))
+            (spec, local)
+            for local in (Path(item.local) for item in items)
+            if (spec := next((s for s, found in folders if str(local.parent) in found), None))
         ]
         if done:
             await asyncio.to_thread(_after_acks, done)
