@@ -55,12 +55,13 @@ class FilesChain:
         rows = query(base / "small.sqlite", "SELECT sha256 FROM content")
         return {p.name for p in base.glob("??/*") if p.is_file()} | {bytes(h).hex() for (h,) in rows}
 
-    def start_agent(self, *, chunk_bytes: int = 1 << 20, stable_s: float = 0.3) -> Proc:
+    def start_agent(self, *, chunk_bytes: int = 1 << 20, stable_s: float = 0.3, extra: str = "") -> Proc:
+        """The agent watching ``folder``; ``extra``: more TOML lines for its files input."""
         config = self.root / "agent.toml"
         config.write_text(
             f'[agent]\nsource = "{SOURCE}"\nrelay = "{self.relay.address()}"\n'
             f'data_dir = "{self.root / "agent"}"\n\n[[agent.inputs]]\ntype = "files"\n'
-            f'paths = ["{self.folder}"]\nstable_s = {stable_s}\nchunk_bytes = {chunk_bytes}\n',
+            f'paths = ["{self.folder}"]\nstable_s = {stable_s}\nchunk_bytes = {chunk_bytes}\n{extra}\n',
             encoding="utf-8",
         )
         return self.procs.start("agent", "--config", str(config))

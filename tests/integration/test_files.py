@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.integration.files_chain import ITEMS, sha256_file, start_files_chain, write_file
 from tests.integration.procs import Procs, query, wait_until
@@ -74,3 +75,23 @@ def test_a_held_file_arrives_once_released(procs: Procs, tmp_path: Path) -> None
     assert answer.status_code == 200, answer.text
     wait_until(lambda: len(chain.stored()) == 2, 30, "the released file at the collector")
     assert chain.stored()[str(chain.folder / "report.hold")] == sha_kept
+
+
+@pytest.mark.parametrize("after", ["move_to", "delete_after"])
+def test_shipped_files_are_moved_or_deleted_once_the_relay_has_them(
+    procs: Procs, tmp_path: Path, after: str
+) -> None:
+    chain = start_files_chain(procs, tmp_path)
+    done = tmp_path / "shipped"
+    want: dict[str, str] = {}
+    for i, size in enumerate([10, 4096, 300_000, (1 << 20) + 7]):  # bundled, bundled, chunked, chunked
+        path = chain.folder / f"g{i}.bin"
+        want[str(path)] = write_file(path, size, seed=i)
+    extra = f'move_to = "{done}"' if after == "move_to" else "delete_after = true"
+    chain.start_agent(chunk_bytes=64 * 1024, extra=extra)
+    wait_until(lambda: not any(chain.folder.iterdir()), 30, f"the folder emptied ({after})")
+    wait_until(lambda: chain.stored() == want, 30, "every manifest at the collector")
+    if after == "move_to":
+        assert {str(chain.folder / p.name): sha256_file(p) for p in done.iterdir()} == want
+    else:
+        assert not done.exists()
