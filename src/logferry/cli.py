@@ -20,7 +20,7 @@ from logferry.cli_users import add_users_parser, run_users
 from logferry.config import AgentConfig, StdinInput, TailInput, check_file, example_text, load
 from logferry.config.schema import Role
 from logferry.errors import ConfigError, LogferryError
-from logferry.lifecycle import StopSignal, run_role, setup_logging
+from logferry.lifecycle import StopSignal, run_role, setup_logging, spare_full_collections
 
 log = logging.getLogger("logferry")
 
@@ -103,6 +103,7 @@ def _overrides(args: argparse.Namespace, role: Role) -> dict[str, object]:
 def _run_role(args: argparse.Namespace) -> int:
     role = Role(args.command)
     setup_logging(args.log_level)
+    spare_full_collections()
     cfg = load(role, args.config, _overrides(args, role))
     if isinstance(cfg, AgentConfig):
         from logferry.roles.agent import Agent

@@ -12,6 +12,7 @@ This module never touches stores or sockets; roles own those.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ log = logging.getLogger("logferry")
 
 FORCED_EXIT_STATUS = 130
 FAILED_DUTY_STATUS = 70  # EX_SOFTWARE in sysexits.h: an internal error
+FULL_PASS_AFTER = 100  # middle passes of the cyclic collector before a full one may run (CPython: 10)
 
 
 def setup_logging(level: str = "info") -> None:
@@ -33,6 +35,19 @@ def setup_logging(level: str = "info") -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+
+
+def spare_full_collections() -> None:
+    """Let the cyclic collector walk a daemon's whole heap ten times less often.
+
+    A relay's or collector's heap is mostly what it built to start (modules, its console's pages): a full
+    pass walks it all, 50-150 ms each, and shipping 10k small files set off two or three of them per role.
+    The young generations are collected as before, so garbage cycles are still found; only the walk over
+    long-lived objects waits longer. (``gc.freeze()`` instead, tried, made the console's page loads slower:
+    docs/BENCHMARKS.md.) For daemons only: an embedded agent leaves its host's collector alone.
+    """
+    young, middle, _full = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_PASS_AFTER)
 
 
 def announce_ready(role: str, listen: dict[str, str], **extra: Any) -> None:
