@@ -6,6 +6,7 @@ is logged and tried again; the watch goes on. A file it may not read is said onc
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import hashlib
 import logging
 import os
@@ -17,10 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from logferry.config.schema import FilesInput
 from logferry.errors import StoreError
-from logferry.inputs.files import FolderWatch, _hash_unchanged
+from logferry.inputs.files import QUEUE_BATCH, FolderWatch, _hash_unchanged, _name_filter
 from logferry.store.file_queue import FileQueueStore, FileState
 from logferry.transport.file_sender import WHOLE_MAX_BYTES
 
@@ -183,3 +186,59 @@ def test_a_file_it_may_not_read_is_warned_about_once_per_version(tmp_path: Path)
     assert len(warnings) == 2, out
     assert all(f"cannot read {secret} to queue it (Permission denied)" in w for w in warnings)
     assert "QUEUED 1" in out
+
+
+class Recording(FileQueueStore):
+    """The real queue, noting when the watch asks which versions it has and when it queues a group."""
+
+    events: list[tuple[str, int]]
+
+    async def known_versions(self, versions: list[tuple[str, int, int]]) -> set[tuple[str, int, int]]:
+        self.events.append(("known", len(versions)))
+        return await super().known_versions(versions)
+
+    async def add_many(
+        self, files: list[tuple[str, int, int, bytes]], contents: Sequence[bytes | None] = ()
+    ) -> list[int | None]:
+        self.events.append(("add", len(files)))
+        return await super().add_many(files, contents)
+
+
+async def test_a_large_folder_ships_its_first_files_before_the_rest_is_looked_at(tmp_path: Path) -> None:
+    # A folder of a million files must not wait for a million stats before its first file leaves.
+    folder = tmp_path / "big"
+    folder.mkdir()
+    old = time.time() - 3600
+    count = 3 * QUEUE_BATCH + 7
+    for i in range(count):
+        path = folder / f"f{i:05d}.log"
+        path.write_bytes(b"%d" % i)
+        os.utime(path, (old, old))
+    queue = await Recording.open(tmp_path / "queue.db", "dev/files")
+    queue.events = []
+    watch = FolderWatch(FilesInput(paths=[str(folder)], stable_s=0.1, rescan_s=60), queue, lambda: None)
+    running = asyncio.create_task(watch.run())
+    try:
+        for _ in range(200):
+            if (await queue.counts()).get(FileState.PENDING, 0) == count:
+                break
+            await asyncio.sleep(0.05)
+        assert (await queue.counts()).get(FileState.PENDING, 0) == count
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await queue.close()
+    asked = [n for kind, n in queue.events if kind == "known"]
+    assert asked == [QUEUE_BATCH, QUEUE_BATCH, QUEUE_BATCH, 7]  # a group at a time, never all at once
+    first_add = queue.events.index(("add", QUEUE_BATCH))
+    assert first_add < len(queue.events) - 1 - queue.events[::-1].index(("known", QUEUE_BATCH))
+
+
+@given(
+    name=st.text(alphabet="ab.*?[]!-Z", max_size=6),
+    pattern=st.text(alphabet="ab.*?[]!-Z", min_size=1, max_size=5),
+    exclude=st.lists(st.text(alphabet="ab.*?[]!-Z", min_size=1, max_size=4), max_size=3),
+)
+def test_the_compiled_name_filter_answers_as_fnmatch(name: str, pattern: str, exclude: list[str]) -> None:
+    expected = fnmatch.fnmatch(name, pattern) and not any(fnmatch.fnmatch(name, x) for x in exclude)
+    assert _name_filter(pattern, exclude)(name) == expected

@@ -25,6 +25,7 @@ import glob
 import hashlib
 import logging
 import os
+import re
 import shutil
 import stat
 import time
@@ -63,6 +64,7 @@ class FolderWatch:
         self._dirty = asyncio.Event()
         self.queued = 0
         self._unreadable: dict[str, tuple[int, int]] = {}  # path -> the version we warned about
+        self._wanted = _name_filter(spec.pattern, spec.exclude)
 
     def folders(self) -> list[str]:
         found: set[str] = set()
@@ -70,11 +72,6 @@ class FolderWatch:
             matches = glob.glob(os.path.expanduser(pattern), recursive=True)
             found.update(p for p in matches if os.path.isdir(p))
         return sorted(found)
-
-    def _wanted(self, name: str) -> bool:
-        if not fnmatch.fnmatch(name, self.spec.pattern):
-            return False
-        return not any(fnmatch.fnmatch(name, x) for x in self.spec.exclude)
 
     async def run(self) -> None:
         watcher = asyncio.create_task(self._watch())
@@ -129,27 +126,30 @@ class FolderWatch:
 
     async def _scan(self) -> None:
         now = time.monotonic()
-        listing: list[tuple[str, int, int]] = []
+        names: list[str] = []
         for folder in self.folders():
-            listing += await asyncio.to_thread(_regular_files, folder, self._wanted)
-        present = {path for path, _, _ in listing}
-        # One query per scan (not one per file) tells which versions the queue has already.
-        fresh = [
-            v
-            for v in listing
-            if (seen := self._seen.get(v[0])) is None or (seen.size, seen.mtime_ns) != v[1:]
-        ]
-        known = await self.queue.known_versions(fresh) if fresh else set()
-        ready = [v for v in listing if self._consider(*v, now, known)]
+            names += await asyncio.to_thread(_files_in, folder, self._wanted)
+        present = set(names)
         for gone in set(self._seen) - present:
             del self._seen[gone]
         for gone in set(self._unreadable) - present:
             del self._unreadable[gone]
-        # The next group is hashed while the previous one commits (its flush): seqs still go in order.
+        # A group at a time: stat, then one query for the versions the queue has already (not one per
+        # file), then hash; the first group is queued before the rest is even looked at. The next group
+        # is looked at and hashed while the previous one commits (its flush): seqs still go in order.
         adding: asyncio.Task[None] | None = None
         try:
-            for i in range(0, len(ready), QUEUE_BATCH):
-                group = ready[i : i + QUEUE_BATCH]
+            for i in range(0, len(names), QUEUE_BATCH):
+                listing = await asyncio.to_thread(_regular_files, names[i : i + QUEUE_BATCH])
+                fresh = [
+                    v
+                    for v in listing
+                    if (seen := self._seen.get(v[0])) is None or (seen.size, seen.mtime_ns) != v[1:]
+                ]
+                known = await self.queue.known_versions(fresh) if fresh else set()
+                group = [v for v in listing if self._consider(*v, now, known)]
+                if not group:
+                    continue
                 failed: dict[str, OSError] = {}
                 hashed, contents = await asyncio.to_thread(_hash_unchanged, group, failed)
                 self._said_unreadable(group, failed)
@@ -212,12 +212,24 @@ class FolderWatch:
                  f" and {len(hashed) - 1} more" if len(hashed) > 1 else "")  # fmt: skip
 
 
-def _regular_files(folder: str, wanted: Callable[[str], bool]) -> list[tuple[str, int, int]]:
-    """``(path, size, mtime_ns)`` of the wanted regular files directly in ``folder`` (blocks)."""
+def _name_filter(pattern: str, exclude: list[str]) -> Callable[[str], bool]:
+    """Whether a file name is wanted: it matches ``pattern`` and none of ``exclude`` (globs, compared as
+    ``fnmatch`` does: case-insensitively where the platform is). Compiled once: every name of every scan
+    goes through it."""
+    want = re.compile(fnmatch.translate(os.path.normcase(pattern))).match
+    skip = re.compile("|".join(fnmatch.translate(os.path.normcase(x)) for x in exclude) or "(?!)").match
+
+    def wanted(name: str) -> bool:
+        name = os.path.normcase(name)
+        return want(name) is not None and skip(name) is None
+
+    return wanted
+
+
+def _regular_files(paths: list[str]) -> list[tuple[str, int, int]]:
+    """``(path, size, mtime_ns)`` of those of ``paths`` that are regular files now (blocks)."""
     out: list[tuple[str, int, int]] = []
-    for path in _files_in(folder):
-        if not wanted(os.path.basename(path)):
-            continue
+    for path in paths:
         try:
             st = os.stat(path)
         except OSError:
@@ -256,10 +268,12 @@ def _hash_unchanged(
     return out, contents
 
 
-def _files_in(folder: str) -> list[str]:
+def _files_in(folder: str, wanted: Callable[[str], bool] = lambda _name: True) -> list[str]:
+    """The paths of the wanted files directly in ``folder``, symlinks left out (blocks; no stat where the
+    directory entry says what it is)."""
     out: list[str] = []
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        out.extend(e.path for e in entries if e.is_file(follow_symlinks=False))
+        out.extend(e.path for e in entries if e.is_file(follow_symlinks=False) and wanted(e.name))
     return out
 
 
