@@ -6,8 +6,10 @@ Real loopback socket, real server loop, intake and content store."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import types
 from pathlib import Path
 from typing import BinaryIO
 
@@ -128,3 +130,31 @@ async def test_a_file_that_changes_while_it_is_sent(
         assert queue.acknowledged == [] and queue.refusals == [1]
         assert not ledger.held and not content.has(item.sha256)
     assert sender.file_stats.bytes_hashed == SIZE  # only the check at the end read it again
+
+
+async def test_small_content_kept_since_it_was_hashed_is_sent_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The agent's queue keeps what it hashed for a small file's manifest: that is sent, without reading
+    # the file (rewritten since) or hashing it again. Without it (let go, or never kept), the file is read
+    # and checked: the rewritten one is refused as changed.
+    folder = tmp_path / "out"
+    folder.mkdir()
+    hashed = [b"kept %d " % seq * 50 for seq in (1, 2, 3)]
+    kept, let_go, never = (_queued(folder, seq, data) for seq, data in zip((1, 2, 3), hashed, strict=True))
+    kept = dataclasses.replace(kept, checked=lambda: hashed[0])
+    let_go = dataclasses.replace(let_go, checked=lambda: None)
+    for f in (kept, let_go):
+        _write(f.local, b"R" * f.size)  # the file on disk is another version of the same size now
+    hashed_here: list[int] = []  # what the sender hashed (the server checks every file it stores)
+
+    def counting(data: bytes = b"") -> hashlib._Hash:
+        hashed_here.append(len(data))
+        return hashlib.sha256(data)
+
+    monkeypatch.setattr(file_sender, "hashlib", types.SimpleNamespace(sha256=counting))
+    queue, _sender, ledger, content = await _ship(tmp_path, [kept, let_go, never])
+    assert sorted(queue.acknowledged) == [1, 3] and queue.refusals == [2]
+    assert set(ledger.held) == {(f"{SOURCE}/files", 1), (f"{SOURCE}/files", 3)}
+    assert content.path_for(kept.sha256).read_bytes() == hashed[0]
+    assert len(hashed_here) == 2  # what was read was checked; the kept content was not hashed again

@@ -303,18 +303,19 @@ def test_a_sender_takes_rows_just_stored_from_memory_once(
         conn.execute("UPDATE content SET data = ? WHERE sha256 = ?", (b"damaged", h1))
     # What is on disk is what verify and load_small see; the sender gets the row as it was stored, once.
     assert not store.verify(h1) and store.load_small(h1) == b"damaged"
-    assert store.take_small(h1) == d1
-    assert store.take_small(h1) == b"damaged"  # taken: later reads come from the table
+    assert store.take_recent(h1) == d1
+    assert store.take_recent(h1) is None  # taken: later reads come from the table (load_small)
     store.remove(h2)
-    assert store.take_small(h2) is None  # removed content is not handed out from memory
+    assert store.take_recent(h2) is None  # removed content is not handed out from memory
     store.quarantine(h3)
-    assert store.take_small(h3) is None
+    assert store.take_recent(h3) is None
     # Bounded: the oldest rows kept in memory are dropped first, and then read from the table.
     monkeypatch.setattr("logferry.store.content.RECENT_BYTES", 1000)
     many = _items(*(bytes([i]) * 300 for i in range(10)))
     store.put_many(many)
     assert store._recent_bytes <= 1000 and list(store._recent) == [h for _, h in many[-3:]]
-    assert all(store.take_small(h) == d for d, h in many)
+    assert [store.take_recent(h) for _, h in many] == [None] * 7 + [d for d, _ in many[-3:]]
+    assert all(store.load_small(h) == d for d, h in many)
     assert store._recent_bytes == 0
     store.close()
 

@@ -44,6 +44,7 @@ from logferry.transport.file_sender import WHOLE_MAX_BYTES
 log = logging.getLogger("logferry.inputs.files")
 
 QUEUE_BATCH = 512  # complete files hashed and queued per transaction
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows would translate line ends without it
 
 
 @dataclass(slots=True)
@@ -250,13 +251,17 @@ def _hash_unchanged(
     for path, size, mtime_ns in files:
         data: bytes | None = None
         try:
-            if size <= WHOLE_MAX_BYTES:
-                with open(path, "rb", buffering=0) as f:
-                    data = f.read(size + 1)
+            if size <= WHOLE_MAX_BYTES:  # one read, and the version read is the one checked below
+                fd = os.open(path, os.O_RDONLY | _O_BINARY)
+                try:
+                    data = os.read(fd, size + 1)
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
                 digest = hashlib.sha256(data).digest()
             else:
                 digest = sha256_of(Path(path)).digest()
-            st = os.stat(path)
+                st = os.stat(path)
         except OSError as exc:
             if unreadable is not None:
                 unreadable[path] = exc

@@ -294,7 +294,8 @@ class RelayFileOutbox:
         small = self.content.small_max_bytes
         return arriving + [
             OutgoingFile(f.source, f.seq, f.path, f.size, f.mtime_ns, f.sha256, self.content.address(h),
-                         load=functools.partial(self.content.take_small, h) if f.size <= small else None)
+                         load=functools.partial(self.content.load_small, h) if f.size <= small else None,
+                         checked=functools.partial(self.content.take_recent, h) if f.size <= small else None)
             for f in items
             if (h := f.sha256)
         ]  # fmt: skip

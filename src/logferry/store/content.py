@@ -359,15 +359,15 @@ class ContentStore:
         """The content if it is a row of the small table, else None (read from the table)."""
         return None if self.small is None else self.small.load(sha256)
 
-    def take_small(self, sha256: bytes) -> bytes | None:
-        """``load_small`` for a sender: a row stored moments ago comes from memory (once), others from the
-        table. Checks of what is on disk (``verify``) never use this."""
+    def take_recent(self, sha256: bytes) -> bytes | None:
+        """For a sender: the content of a row stored moments ago, from memory (once), as ``put_many``
+        verified it; None if it is not held there any more (``load_small`` reads the table). Checks of what
+        is on disk (``verify``) never use this."""
         with self._recent_lock:
             data = self._recent.pop(sha256, None)
             if data is not None:
                 self._recent_bytes -= len(data)
-                return data
-        return self.load_small(sha256)
+            return data
 
     def _remember(self, rows: dict[bytes, bytes]) -> None:
         with self._recent_lock:

@@ -170,7 +170,7 @@ class FileQueueStore:
         recent = self._recent
         return [
             OutgoingFile(source, s, p, n, m, bytes(h), p,
-                         load=functools.partial(self._take, s) if s in recent else None)
+                         checked=functools.partial(self._take, s) if s in recent else None)
             for s, p, n, m, h in rows
         ]  # fmt: skip
 

@@ -114,6 +114,9 @@ class OutgoingFile:
     local: str  # where to read the content from here (a string: one is built per file queued)
     growing: Growing | None = None  # still arriving here (cut-through): read only what is durable
     load: Callable[[], bytes | None] | None = None  # reads the content when it is not a file at ``local``
+    # The content kept in memory since it was hashed for this manifest (None once let go): sent as it is,
+    # without hashing it again. What ``load`` or ``local`` gives is checked before it is sent.
+    checked: Callable[[], bytes | None] | None = None
 
     def offer(self) -> FileOffer:
         return FileOffer(self.source, self.seq, self.path, self.size, self.mtime_ns, self.sha256)
@@ -581,8 +584,12 @@ def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
 
 
 def _read_whole(item: OutgoingFile) -> bytes:
-    """A small file's content (``item.load()`` when it has it, else the file at ``item.local``), checked
-    against its manifest (size and sha256); raises FileChanged."""
+    """A small file's content as its manifest names it: what was kept since it was hashed for the manifest
+    (``item.checked()``), else what ``item.load()`` or the file at ``item.local`` holds, checked against
+    the manifest (size and sha256); raises FileChanged."""
+    data = item.checked() if item.checked is not None else None
+    if data is not None and len(data) == item.size:
+        return data
     try:
         data = item.load() if item.load is not None else None
         if data is None:
@@ -596,8 +603,10 @@ def _read_whole(item: OutgoingFile) -> bytes:
 
 
 def _open_content(item: OutgoingFile) -> BinaryIO:
-    """The content to send in chunks: from the store when it is not a file (``load``), else the file."""
-    data = item.load() if item.load is not None else None
+    """The content to send in chunks: from memory or the store when it is not a file, else the file."""
+    data = item.checked() if item.checked is not None else None
+    if data is None and item.load is not None:
+        data = item.load()
     return io.BytesIO(data) if data is not None else open(item.local, "rb")
 
 
