@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from logferry.protocol import server as server_module
 from logferry.protocol.messages import PeerRole
+from logferry.transport import file_sender
 from logferry.transport.file_sender import FileSender, OutgoingFile
 from logferry.transport.sender import SenderConfig
 from tests.unit.file_server import Queue, file_server, ship_all
@@ -56,3 +58,39 @@ async def test_small_files_travel_by_what_the_server_speaks(
     for f in files:
         if f.seq != 7:
             assert content.path_for(f.sha256).read_bytes() == _read(f.local)
+
+
+async def test_the_sender_keeps_two_bundles_awaiting_their_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One bundle is stored while the next arrives; more only held memory at every hop (docs/BENCHMARKS.md).
+    monkeypatch.setattr(file_sender, "BUNDLE_FILES", 20)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    files = []
+    for seq in range(1, 201):
+        data = b"%d " % seq * 30
+        path = folder / f"f{seq}"
+        path.write_bytes(data)
+        files.append(OutgoingFile(f"{SOURCE}/files", seq, str(path), len(data), 5,
+                                  hashlib.sha256(data).digest(), str(path)))  # fmt: skip
+    open_now, most = 0, 0
+    ship = FileSender._ship_bundle
+
+    async def counted(self: FileSender, *args: Any) -> None:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        try:
+            await ship(self, *args)
+        finally:
+            open_now -= 1
+
+    monkeypatch.setattr(FileSender, "_ship_bundle", counted)
+    queue = Queue(files)
+    async with file_server(tmp_path / "store") as server:
+        sender = FileSender(SenderConfig("127.0.0.1", server.port, SOURCE, PeerRole.AGENT, None), queue)
+        await ship_all(sender, queue)
+    assert sorted(queue.acknowledged) == list(range(1, 201))
+    assert sender.file_stats.bundles >= 10
+    assert most == file_sender.BUNDLES_AHEAD == 2

@@ -4,10 +4,10 @@ Used by the agent (its file queue → the relay) and by the relay (its file outb
 a logferry/1 session of its own beside the record batches, so a large file never holds logs back. The
 session, handshake, reconnect and backoff are the ``Sender``'s; only the pump differs: up to
 ``FILES_IN_FLIGHT`` files are in transfer at once, each in a task of its own. Small files travel many to
-a frame (``FileBundle``, up to ``BUNDLES_IN_FLIGHT`` bundles at once, each settled by its one answer in one
-queue commit) when the session speaks protocol version 2, else one frame each (``FileWhole``); a larger
-one is offered, its chunks are sent from the offset the server names (at
-most two chunks beyond the last ``FileProgress``, so a cut costs at most two chunks again per file), then
+a frame (``FileBundle``, ``BUNDLES_AHEAD`` bundles at once, within the protocol's ``BUNDLES_IN_FLIGHT``,
+each settled by its one answer in one queue commit) when the session speaks protocol version 2, else one
+frame each (``FileWhole``); a larger one is offered, its chunks are sent from the offset the server names
+(at most two chunks beyond the last ``FileProgress``, so a cut costs at most two chunks again per file), then
 ``FileDone``. Only a ``FileAck`` lets the queue forget a file.
 
 The file is read from disk a chunk at a time (bounded memory) and hashed, in a worker thread, from its
@@ -66,6 +66,11 @@ SENT_ENDS_KEPT = 8  # chunk ends remembered per file: enough to count what a cut
 CHUNK_BYTES = 4 << 20  # per FileChunk (capped below the receiver's frame limit): fewer round trips per byte
 POLL_S = 1.0
 WHOLE_MAX_BYTES = 256 << 10  # files up to this size travel in one FileWhole frame
+# Bundles this sender keeps awaiting their answer (the protocol allows BUNDLES_IN_FLIGHT): one being
+# stored while the next arrives keeps the receiver busy. Four held twice the memory at every hop and made
+# the three roles spend ~0.1 CPU-s more per 10k small files (docs/BENCHMARKS.md).
+BUNDLES_AHEAD = 2
+assert BUNDLES_AHEAD <= BUNDLES_IN_FLIGHT
 CHUNKED_IN_FLIGHT = 4  # larger files in transfer at once (each has its own two-chunk window)
 BUNDLE_MAX_BYTES = 4 << 20  # a FileBundle frame carries at most this much (and at most BUNDLE_FILES files)
 REFILL_STEP = FILES_IN_FLIGHT // 4
@@ -199,7 +204,7 @@ class FileSender(Sender):
         try:
             while not stopping.is_set():
                 room = FILES_IN_FLIGHT - len(transfers)
-                bundle_room = wire.conn.bundles and len(bundles) < BUNDLES_IN_FLIGHT
+                bundle_room = wire.conn.bundles and len(bundles) < BUNDLES_AHEAD
                 # Refill in steps of a quarter window (one queue read each), or at once after a wake-up.
                 if room >= REFILL_STEP or bundle_room or (room > 0 and (exhausted or self._wake.is_set())):
                     self._wake.clear()
@@ -207,7 +212,7 @@ class FileSender(Sender):
                     busy.update(transfers)
                     want = room
                     if bundle_room:
-                        want += BUNDLE_FILES * (BUNDLES_IN_FLIGHT - len(bundles))
+                        want += BUNDLE_FILES * (BUNDLES_AHEAD - len(bundles))
                     # The queue leaves out what is in flight before it builds anything (no re-reads).
                     fresh = await self.files.next_files(want, busy)
                     exhausted = len(fresh) < want
@@ -274,7 +279,7 @@ class FileSender(Sender):
 
         def start() -> None:
             nonlocal group, size
-            if group and len(bundles) < BUNDLES_IN_FLIGHT:
+            if group and len(bundles) < BUNDLES_AHEAD:
                 bundles[asyncio.create_task(self._ship_bundle(wire, group, reader))] = group
             group, size = [], 0
 
@@ -285,7 +290,7 @@ class FileSender(Sender):
                 continue
             if len(group) >= BUNDLE_FILES or size + need > budget:
                 start()
-            if len(bundles) < BUNDLES_IN_FLIGHT:
+            if len(bundles) < BUNDLES_AHEAD:
                 group.append(item)
                 size += need
         start()
