@@ -273,7 +273,7 @@ def _hash_unchanged(
     return out, contents
 
 
-def _files_in(folder: str, wanted: Callable[[str], bool] = lambda _name: True) -> list[str]:
+def _files_in(folder: str, wanted: Callable[[str], bool]) -> list[str]:
     """The paths of the wanted files directly in ``folder``, symlinks left out (blocks; no stat where the
     directory entry says what it is)."""
     out: list[str] = []

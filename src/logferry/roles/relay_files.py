@@ -291,14 +291,22 @@ class RelayFileOutbox:
         arriving = self.live.arriving(limit, busy) if self.live is not None else []
         limit -= len(arriving)
         items = await self.journal.read_with(lambda c: journal_files.outbox(c, limit, busy))
-        small = self.content.small_max_bytes
-        return arriving + [
-            OutgoingFile(f.source, f.seq, f.path, f.size, f.mtime_ns, f.sha256, self.content.address(h),
-                         load=functools.partial(self.content.load_small, h) if f.size <= small else None,
-                         checked=functools.partial(self.content.take_recent, h) if f.size <= small else None)
-            for f in items
-            if (h := f.sha256)
-        ]  # fmt: skip
+        return arriving + [self._outgoing(f) for f in items]
+
+    def _outgoing(self, f: FileItem) -> OutgoingFile:
+        h = f.sha256
+        row = f.size <= self.content.small_max_bytes  # a row of the small table, maybe still in memory
+        return OutgoingFile(
+            f.source,
+            f.seq,
+            f.path,
+            f.size,
+            f.mtime_ns,
+            h,
+            self.content.address(h),
+            load=functools.partial(self.content.load_small, h) if row else None,
+            checked=functools.partial(self.content.take_recent, h) if row else None,
+        )
 
     async def acked(self, item: OutgoingFile) -> None:
         await self.acked_many([item])
