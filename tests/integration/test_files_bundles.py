@@ -1,4 +1,4 @@
-"""Many small files in bundles (protocol version 2) with real processes: 1,500 files, some chunked beside
+"""Many small files in bundles (protocol version 2) with real processes: 3,000 files, some chunked beside
 them, arrive each once and byte-identical while the relay, the agent and then the collector are killed -9
 with bundles in flight; the agent and relay bundled (their log lines say so) and nothing was stored twice."""
 
@@ -10,7 +10,10 @@ from pathlib import Path
 from tests.integration.files_chain import ITEMS, start_files_chain, write_file
 from tests.integration.procs import Procs, query, wait_until
 
-COUNT = 1500
+# Enough files that each cut falls while bundles (up to 1,024 files a commit) are still arriving; the cuts
+# look every 10 ms: a relay journals ~15k small files a second.
+COUNT = 3000
+CUT_POLL_S = 0.01
 
 
 def relay_files(root: Path) -> int:
@@ -26,13 +29,14 @@ def test_small_files_arrive_once_each_through_relay_and_collector_kills(procs: P
         path = chain.folder / f"s{i:04d}.bin"
         want[str(path)] = write_file(path, size, seed=i % 997)  # some contents repeat: stored once
     agent = chain.start_agent(stable_s=0.2)
-    wait_until(lambda: relay_files(tmp_path) >= 200, 60, "the relay journaled a first part")
+    wait_until(lambda: relay_files(tmp_path) >= 200, 60, "the relay journaled a first part", CUT_POLL_S)
     chain.relay.kill9()
     assert relay_files(tmp_path) < COUNT, "the cut must fall while files are still arriving"
     chain.relay = procs.restart(chain.relay)
     # The agent dies with bundles in flight: acknowledgements it never recorded are asked again, and the
     # relay answers them from its journal instead of taking the files twice.
-    wait_until(lambda: relay_files(tmp_path) >= COUNT // 3, 60, "a third of the files at the relay")
+    third = COUNT // 3
+    wait_until(lambda: relay_files(tmp_path) >= third, 60, "a third of the files at the relay", CUT_POLL_S)
     agent.kill9()
     assert relay_files(tmp_path) < COUNT, "the agent's cut must fall while files are still arriving"
     procs.restart(agent)
