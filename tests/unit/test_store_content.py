@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from logferry.store.content import DIRECT_MIN_BYTES, HASH_BESIDE_BYTES, ContentMismatch, ContentStore
+from logferry.store.small_content import PAGE_BYTES
 
 DATA = bytes(range(256)) * 1000
 SHA = hashlib.sha256(DATA).digest()
@@ -248,6 +249,31 @@ def test_rows_are_committed_when_put_many_returns(tmp_path: Path) -> None:
     files_only = ContentStore(tmp_path)  # a table written before stays readable
     assert all(files_only.has(h) and files_only.verify(h) for _, h in items)
     files_only.close()
+
+
+def test_a_new_table_takes_large_pages_and_an_older_one_keeps_its_own(tmp_path: Path) -> None:
+    def page_size(root: Path) -> int:
+        with contextlib.closing(sqlite3.connect(root / "small.sqlite")) as conn:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    items = _items(*(bytes([i]) * 4096 for i in range(40)))
+    new = ContentStore(tmp_path / "new", small_max_bytes=SMALL_MAX)
+    new.put_many(items)
+    new.close()
+    assert page_size(tmp_path / "new") == PAGE_BYTES
+    # A table made by an earlier version (SQLite's 4 KiB pages, WAL) is used as it is, rows and all.
+    old = tmp_path / "old"
+    old.mkdir()
+    with contextlib.closing(sqlite3.connect(old / "small.sqlite")) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE content (sha256 BLOB PRIMARY KEY, data BLOB NOT NULL)")
+        conn.execute("INSERT INTO content VALUES (?, ?)", (items[0][1], items[0][0]))
+        conn.commit()
+    store = ContentStore(old, small_max_bytes=SMALL_MAX)
+    assert store.put_many(items) == [None] * len(items)
+    assert all(store.load_small(h) == d and store.verify(h) for d, h in items)
+    store.close()
+    assert page_size(old) == 4096 and _rows(old) == len(items)
 
 
 def test_a_closed_store_refuses_rows_with_an_oserror(tmp_path: Path) -> None:

@@ -21,6 +21,12 @@ _SCHEMA = (
     # A rowid table (not WITHOUT ROWID): rows of up to hundreds of KiB are what SQLite advises it for.
     "CREATE TABLE IF NOT EXISTS content (sha256 BLOB PRIMARY KEY, data BLOB NOT NULL)"
 )
+# A new table's pages: a content of a few KiB fits in one with others, where SQLite's 4 KiB page needs an
+# overflow page per row, and the WAL writes, checkpoint reads and rewrites every one of them. Inserting
+# 4 KiB rows in transactions of 1,000 cost 0.15-0.17 CPU-s per 10k with 4 KiB pages, 0.056-0.067 with
+# 64 KiB (docs/BENCHMARKS.md). A table created before keeps its page size (SQLite cannot change it in WAL).
+PAGE_BYTES = 64 << 10
+CHECKPOINT_BYTES = 8 << 20  # the WAL is copied into the table every ~8 MiB, whatever the page size
 
 
 class SmallTable:
@@ -32,9 +38,12 @@ class SmallTable:
         with self._guard():
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             try:
+                conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # only a new, empty database takes it
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute(_SCHEMA)
+                (page,) = conn.execute("PRAGMA page_size").fetchone()
+                conn.execute(f"PRAGMA wal_autocheckpoint={max(1, CHECKPOINT_BYTES // int(page))}")
             except BaseException:
                 conn.close()
                 raise
