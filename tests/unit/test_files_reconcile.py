@@ -11,7 +11,14 @@ import sqlite3
 from pathlib import Path
 
 from logferry.model import Fate
-from logferry.protocol.messages import ItemsAnswer, ItemsQuery, RangeSummary, ReconcileAnswer, ReconcileQuery
+from logferry.protocol.messages import (
+    FileOffer,
+    ItemsAnswer,
+    ItemsQuery,
+    RangeSummary,
+    ReconcileAnswer,
+    ReconcileQuery,
+)
 from logferry.reconcile.collector_side import ReconcileResponder
 from logferry.reconcile.summary import Summary
 from logferry.store import journal_files
@@ -110,3 +117,20 @@ async def test_relay_keeps_acked_content_within_its_bound_and_drops_purged(tmp_p
         assert pruned == [1, 1, 0, 0, 1]
     finally:
         await journal.close()
+
+
+async def test_manifests_are_kept_once_per_id_and_say_which_were_new(tmp_path: Path) -> None:
+    manifests = await FileManifests.open(tmp_path / "c", Durability.NORMAL)
+    try:
+        offers = []
+        for seq in (1, 2, 3):
+            path, sha = blob(tmp_path, seq)
+            manifests.content.put_file(path, sha)
+            offers.append(FileOffer(SRC, seq, str(path), path.stat().st_size, 0, sha))
+        one, two, three = offers
+        assert await manifests.add_many([one, two, one], "relay") == [True, True, False]  # once per call too
+        assert await manifests.add_many([two, three], "relay") == [False, True]
+        found, total = await manifests.page(source=SRC)
+        assert total == 3 and sorted(f.seq for f in found) == [1, 2, 3]
+    finally:
+        await manifests.close()
