@@ -355,3 +355,19 @@ def test_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> None:
         assert pool.submit(store.load_small, h).result(timeout=5) == data
         assert pool.submit(store.has, h).result(timeout=5)
     store.close()
+
+
+def test_put_many_keeps_the_fingerprint_of_each_file_it_wrote_until_taken(tmp_path: Path) -> None:
+    # The manifests record each new file's size and mtime from the write, not from a stat of the address.
+    store = ContentStore(tmp_path)
+    first = _items(*(bytes([i]) * (100 + i) for i in range(40)))  # two writer threads from 32 files on
+    store.put_many(first)
+    for data, h in first:
+        st = store.path_for(h).stat()
+        assert store.take_written(h) == (st.st_size, st.st_mtime_ns) == (len(data), st.st_mtime_ns)
+        assert store.take_written(h) is None  # once
+    again = _items(bytes([0]) * 100, b"new" * 50)
+    store.put_many(again)
+    assert store.take_written(again[0][1]) is None  # held already: nothing written
+    assert store.take_written(again[1][1]) == (150, store.path_for(again[1][1]).stat().st_mtime_ns)
+    store.close()

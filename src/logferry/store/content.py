@@ -57,6 +57,7 @@ from logferry.store.small_content import SmallTable
 
 READ_BYTES = 1 << 20
 RECENT_BYTES = 32 << 20  # small contents just stored, kept in memory for the sender that forwards them
+WRITTEN_KEPT = 8192  # fingerprints of files just written, kept until the manifests take them
 SMALL_DB = "small.sqlite"
 
 
@@ -286,9 +287,10 @@ _WRITERS = ThreadPoolExecutor(2, thread_name_prefix="content-write")  # its thre
 _TEMP_IDS = itertools.count()  # temporary names are unique in the process, whatever runs at once
 
 
-def _write_temps(writes: list[tuple[str, bytes]]) -> None:
+def _write_temps(writes: list[tuple[str, bytes]]) -> list[tuple[int, int]]:
     """Write each content to its temporary name; fsync each only where there is no syncfs to flush them
-    all at once."""
+    all at once. Returns each file's size and mtime as written (a rename keeps them)."""
+    prints: list[tuple[int, int]] = []
     for temp, data in writes:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
@@ -297,8 +299,11 @@ def _write_temps(writes: list[tuple[str, bytes]]) -> None:
                 view = view[os.write(fd, view) :]
             if not _SYNCFS:
                 os.fsync(fd)
+            st = os.fstat(fd)
+            prints.append((st.st_size, st.st_mtime_ns))
         finally:
             os.close(fd)
+    return prints
 
 
 def _fdatasync(fd: int) -> None:
@@ -333,6 +338,8 @@ class ContentStore:
         self._recent: OrderedDict[bytes, bytes] = OrderedDict()
         self._recent_bytes = 0
         self._recent_lock = threading.Lock()
+        # Size and mtime of files put_many has just written, until the manifests record them (take_written).
+        self._written: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
 
     def close(self) -> None:
         if self.small is not None:
@@ -368,6 +375,12 @@ class ContentStore:
             if data is not None:
                 self._recent_bytes -= len(data)
             return data
+
+    def take_written(self, sha256: bytes) -> tuple[int, int] | None:
+        """The size and mtime of the file ``put_many`` wrote for this content, taken from the write (once);
+        None if it wrote none (held already, a row) or let it go: stat the address then."""
+        with self._recent_lock:
+            return self._written.pop(sha256, None)
 
     def _remember(self, rows: dict[bytes, bytes]) -> None:
         with self._recent_lock:
@@ -432,7 +445,7 @@ class ContentStore:
         """
         verdicts: list[ContentMismatch | None] = []
         moves: list[tuple[str, str]] = []  # (temporary name, address): strings, one pair per file
-        moving: set[bytes] = set()  # content of this call written under a temporary name
+        moving: dict[bytes, None] = {}  # content of this call written under a temporary name, in order
         writes: list[tuple[str, bytes]] = []
         rows: dict[bytes, bytes] = {}
         for data, sha256 in items:
@@ -452,11 +465,13 @@ class ContentStore:
             temp = f"{self._incoming_str[lane]}{os.sep}{sha256.hex()}.{next(_TEMP_IDS)}.tmp"
             writes.append((temp, data))
             moves.append((temp, target))
-            moving.add(sha256)
+            moving[sha256] = None
         if len(writes) >= PARALLEL_WRITES_MIN:
-            list(_WRITERS.map(_write_temps, [writes[0::2], writes[1::2]]))
+            evens, odds = _WRITERS.map(_write_temps, [writes[0::2], writes[1::2]])
+            prints: list[tuple[int, int]] = [(0, 0)] * len(writes)
+            prints[0::2], prints[1::2] = evens, odds
         else:
-            _write_temps(writes)
+            prints = _write_temps(writes)
         if rows:
             assert self.small is not None
             self.small.insert(list(rows.items()))
@@ -475,6 +490,11 @@ class ContentStore:
         else:
             for directory in {os.path.dirname(t) for _, t in moves}:
                 fsync_dir(Path(directory))
+        with self._recent_lock:
+            written = self._written
+            written.update(zip(moving, prints, strict=True))  # ``moving`` is in the order of ``writes``
+            while len(written) > WRITTEN_KEPT:
+                written.popitem(last=False)
         return verdicts
 
     def _sync_all(self) -> None:

@@ -140,7 +140,13 @@ class FileManifests:
     async def add_many(self, offers: list[FileOffer], relay: str) -> list[bool]:
         """``add`` for many manifests in one transaction; per manifest, False if its id was stored before."""
         hashes = list(dict.fromkeys(o.sha256 for o in offers))
-        prints = await asyncio.to_thread(lambda: [fingerprint(self.content.address(h)) for h in hashes])
+        # Taken from the write where put_many just wrote the file, else one stat of the address.
+        found = [self.content.take_written(h) for h in hashes]
+        prints: list[Fingerprint] = [p for p in found if p is not None]
+        if len(prints) < len(hashes):
+            address = self.content.address
+            pairs = list(zip(hashes, found, strict=True))
+            prints = await asyncio.to_thread(lambda: [p or fingerprint(address(h)) for h, p in pairs])
         now = time.time_ns()
 
         def run(conn: sqlite3.Connection) -> list[bool]:
