@@ -153,8 +153,8 @@ class FileManifests:
             conn.executemany(
                 _CHECK_UPSERT, [(h, n, m, 1) for h, (n, m) in zip(hashes, prints, strict=True) if n >= 0]
             )
-            # Which ids are stored already: one query per 500 (a row written per call in one executemany,
-            # not one execute per manifest: a bundle brings up to 1,024). The writer thread is alone.
+            # Which ids are stored already, one query per 500 seqs; then the new rows in one executemany
+            # (not one execute per manifest: a bundle brings up to 1,024). Only this writer thread writes.
             stored = {
                 (s, q) for s, q, _ in rows_by_id(conn, "files", "1", ((o.source, o.seq) for o in offers))
             }
