@@ -423,7 +423,8 @@ class RelayConfig(_ServerSection):
         int,
         opt(
             "Content of forwarded files acknowledged by the collector kept for resending after "
-            "reconciliation (oldest removed first; held and unsent files are always kept).",
+            "reconciliation (once over it, the oldest is removed down to 90 % of it; held and unsent "
+            "files are always kept).",
             ge=0,
         ),
     ] = 1024 * MiB

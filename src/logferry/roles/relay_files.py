@@ -278,12 +278,12 @@ class RelayFileOutbox:
         self,
         journal: Journal,
         content: ContentStore,
-        on_acked: Callable[[], None] = lambda: None,
+        on_acked: Callable[[int], None] = lambda acked_bytes: None,
         live: LiveFiles | None = None,
     ) -> None:
         self.journal = journal
         self.content = content
-        self.on_acked = on_acked  # the retention pass may remove older content now
+        self.on_acked = on_acked  # told the bytes acknowledged: the retention pass may remove older content
         self.live = live  # files forwarded while they arrive (cut-through)
 
     async def next_files(self, limit: int, busy: Collection[Key] = frozenset()) -> list[OutgoingFile]:
@@ -315,7 +315,7 @@ class RelayFileOutbox:
         now = time.time_ns()
         keys = [(item.source, item.seq) for item in items]
         await self.journal.write_with(lambda c: journal_files.mark_sent_many(c, keys, now))
-        self.on_acked()
+        self.on_acked(sum(item.size for item in items))
 
     async def refused(self, item: OutgoingFile, nack: FileNack) -> None:
         if item.growing is not None:
