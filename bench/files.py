@@ -14,9 +14,7 @@ of the four copies (rsync locally, over loopback, locally with --fsync; logferry
 and into a new folder (``settle``): one copy's time here varies two- to fourfold from run to run (this
 VM's disk and page allocation), so the figures are medians, with every run kept. Figures: MB/s (10^6
 bytes), files/s, and logferry / rsync ratios (of the medians, and the range over runs); the headline ratio
-is against rsync over loopback. ``sha256_mb_s`` is this machine's single-core hashing speed, for context;
-``store_alone`` is the collector's durable store step alone on the small files (``store_alone``), a floor
-for logferry's time on this machine's disk and kernel.
+is against rsync over loopback. ``sha256_mb_s`` is this machine's single-core hashing speed, for context.
 
 A third case ships the large file again while the relay is killed (kill -9) at 30 % and 60 % of it and
 restarted on the same port: the file must arrive intact (sha256 of the collector's copy checked) and every
@@ -349,29 +347,6 @@ def sha256_speed(nbytes: int = 256 << 20) -> float:
     return nbytes / (time.monotonic() - t0) / 1e6
 
 
-def store_alone(folder: Path, root: Path) -> dict[str, float]:
-    """The collector's durable store step alone, on the same files: their content (read and hashed before
-    the clock starts) stored by ``ContentStore.put_many`` in groups of ``GROUP_FILES``, as the collector
-    stores bundles (verify, temporary name, syncfs, rename, syncfs), in this process: no network, no
-    other role, no Python around it. A floor for logferry's time, beside rsync's whole copy."""
-    from logferry.store.content import ContentStore
-    from logferry.store.file_intake import GROUP_FILES
-
-    items = []
-    for path in sorted(folder.iterdir()):
-        data = path.read_bytes()
-        items.append((data, hashlib.sha256(data).digest()))
-    store = ContentStore(root)
-    try:
-        settle()
-        cpu0, t0 = time.process_time(), time.monotonic()
-        for at in range(0, len(items), GROUP_FILES):
-            store.put_many(items[at : at + GROUP_FILES])
-        return {"seconds": time.monotonic() - t0, "cpu_s": time.process_time() - cpu0}
-    finally:
-        store.close()
-
-
 def _case(
     cmd: list[str], rsync: str, name: str, folder: Path, count: int, total: int, timeout: float, rounds: int
 ) -> dict[str, Any]:
@@ -461,8 +436,6 @@ def measure(
         total = small_count * small_bytes
         results["small"] = _case(cmd, rsync, "small", WORK / "small-src", small_count, total,
                                  max(600.0, small_count / 20), rounds)  # fmt: skip
-        log("files/small: the collector's store step alone on the same files")
-        results["small"]["store_alone"] = store_alone(WORK / "small-src", WORK / "store-alone")
     finally:
         Proc.stop_all()
         shutil.rmtree(WORK, ignore_errors=True)
@@ -486,14 +459,6 @@ def summary(r: dict[str, Any]) -> list[str]:
             f"(medians of {c['rounds']} rounds; x{c['ratio_range'][0]:.2f}-x{c['ratio_range'][1]:.2f} run to "
             f"run), logferry/local rsync x{c['ratio_vs_rsync_local']:.2f}; CPU-s of the median run "
             + ", ".join(f"{role} {s:.2f}" for role, s in c["logferry_stages"].get("cpu_s", {}).items())
-        )
-    alone = r.get("small", {}).get("store_alone") if isinstance(r.get("small"), dict) else None
-    if isinstance(alone, dict):
-        c = r["small"]
-        lines.append(
-            f"files, small files: the collector's store step alone (put_many in groups, one process, no "
-            f"network) {alone['seconds']:.2f} s, {alone['cpu_s']:.2f} CPU-s; rsync -a over loopback's whole "
-            f"copy {c['rsync_tcp_s']:.2f} s, logferry's {c['logferry_s']:.2f} s"
         )
     c = r.get("cuts")
     if isinstance(c, dict):
