@@ -146,7 +146,9 @@ def build_relay(held: int, sources: int = 10) -> Path:
         jrows: list[tuple[object, ...]] = []
         for seq, (level, msg) in enumerate(_messages(rng, per_source), start=1):
             if seq % JOURNAL_ROW_SEQS == 1:
-                rule = HOLD_RULES[(seq // JOURNAL_ROW_SEQS) % len(HOLD_RULES)]
+                # Rows take the rules in turn, each source from another one: every rule has rows even in
+                # a small store (one row per source).
+                rule = HOLD_RULES[(seq // JOURNAL_ROW_SEQS + s) % len(HOLD_RULES)]
                 last = min(seq + JOURNAL_ROW_SEQS - 1, per_source)
                 jrows.append((source, seq, last, held_ns, encode_runs([[seq, last, int(Fate.HELD), 0]]),
                               encode_rules([rule])))  # fmt: skip
