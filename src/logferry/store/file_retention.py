@@ -87,11 +87,11 @@ def prune_acked(
     conn: sqlite3.Connection,
     content: ContentStore,
     keep_bytes: int,
-    down_to: int | None = None,
-    kept: int | None = None,
+    down_to: int,
+    kept: int | None,
 ) -> tuple[int, int, int, bool]:
     """If more than ``keep_bytes`` of acknowledged content is kept, remove the contents acknowledged longest
-    ago (at most ``PASS_CONTENTS``) until ``down_to`` bytes (default ``keep_bytes``) remain, and mark their
+    ago (at most ``PASS_CONTENTS``) until ``down_to`` bytes (at most ``keep_bytes``) remain, and mark their
     items pruned. Returns (contents removed, bytes, bytes kept after, whether more must go: the pass
     stopped at ``PASS_CONTENTS``). ``kept``: the bytes kept now if known (an earlier pass's answer plus
     what was acknowledged since), else they are counted.
@@ -102,7 +102,6 @@ def prune_acked(
     kept = kept_bytes(conn) if kept is None else kept
     if kept <= keep_bytes:
         return 0, 0, kept, False
-    target = keep_bytes if down_to is None else min(down_to, keep_bytes)
     rows = conn.execute(
         "SELECT sha256, size, sent_ns FROM file_items INDEXED BY file_items_kept "
         "WHERE pruned = 0 AND sent = 1 AND fate IN (?, ?) ORDER BY sent_ns, source DESC, seq",
@@ -115,7 +114,7 @@ def prune_acked(
     taken: set[bytes] = set()
     older: list[tuple[bytes, int]] = []
     for sha, size, sent_ns in rows:
-        if kept <= target or len(older) >= PASS_CONTENTS:
+        if kept <= down_to or len(older) >= PASS_CONTENTS:
             break
         h = bytes(sha)
         if h in taken:
@@ -135,7 +134,7 @@ def prune_acked(
             "UPDATE file_items SET pruned = 1 WHERE sha256 = ? AND sent = 1 AND fate IN (?, ?)",
             (h, *_OUTGOING),
         )
-    return removed, freed, kept, kept > target and len(older) >= PASS_CONTENTS
+    return removed, freed, kept, kept > down_to and len(older) >= PASS_CONTENTS
 
 
 class FileRetention:
