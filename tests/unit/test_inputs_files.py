@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 
 from logferry.config.schema import FilesInput
 from logferry.errors import StoreError
-from logferry.inputs.files import QUEUE_BATCH, FolderWatch, _hash_unchanged, _name_filter
+from logferry.inputs.files import (
+    PAUSE_WATCH_READS,
+    QUEUE_BATCH,
+    FolderWatch,
+    _hash_unchanged,
+    _name_filter,
+)
 from logferry.store.file_queue import FileQueueStore, FileState
 from logferry.transport.file_sender import WHOLE_MAX_BYTES
 
@@ -242,3 +248,81 @@ async def test_a_large_folder_ships_its_first_files_before_the_rest_is_looked_at
 def test_the_compiled_name_filter_answers_as_fnmatch(name: str, pattern: str, exclude: list[str]) -> None:
     expected = fnmatch.fnmatch(name, pattern) and not any(fnmatch.fnmatch(name, x) for x in exclude)
     assert _name_filter(pattern, exclude)(name) == expected
+
+
+def _old_files(folder: Path, count: int, prefix: str = "f") -> None:
+    old = time.time() - 3600
+    for i in range(count):
+        path = folder / f"{prefix}{i:05d}.log"
+        path.write_bytes(b"%d" % i)
+        os.utime(path, (old, old))  # complete at once
+
+
+async def _queued(queue: FileQueueStore, count: int, within_s: float) -> int:
+    deadline = time.monotonic() + within_s
+    while True:
+        pending = (await queue.counts()).get(FileState.PENDING, 0)
+        if pending >= count or time.monotonic() > deadline:
+            return pending
+        await asyncio.sleep(0.02)
+
+
+class ArrivesWhileRead(FileQueueStore):
+    """The real queue; while the watch queues its first group (not watching: it reads many files), a
+    file arrives in the folder."""
+
+    arrive: Path
+
+    async def add_many(
+        self, files: list[tuple[str, int, int, bytes]], contents: Sequence[bytes | None] = ()
+    ) -> list[int | None]:
+        if not self.arrive.exists():
+            _old_files(self.arrive.parent, 1, prefix=self.arrive.stem)
+            self.arrive = self.arrive.parent / f"{self.arrive.stem}00000.log"
+        return await super().add_many(files, contents)
+
+
+async def test_what_arrives_while_a_large_group_is_read_is_queued_at_once(tmp_path: Path) -> None:
+    """A scan stops watching while it reads a group of PAUSE_WATCH_READS files or more (its own opens would
+    wake the watcher for each file); a file that arrived meanwhile is queued at once all the same (the
+    folder's mtime changed since it was listed), not at the next full listing a minute later."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    _old_files(folder, PAUSE_WATCH_READS)
+    queue = await ArrivesWhileRead.open(tmp_path / "queue.db", "dev/files")
+    queue.arrive = folder / "late"
+    watch = FolderWatch(FilesInput(paths=[str(folder)], stable_s=0.1, rescan_s=60), queue, lambda: None)
+    running = asyncio.create_task(watch.run())
+    try:
+        assert await _queued(queue, PAUSE_WATCH_READS + 1, within_s=5) == PAUSE_WATCH_READS + 1
+        # Watched again: a file that comes now is queued by its change events.
+        _old_files(folder, 1, prefix="later")
+        assert await _queued(queue, PAUSE_WATCH_READS + 2, within_s=5) == PAUSE_WATCH_READS + 2
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await queue.close()
+
+
+async def test_a_folder_that_comes_to_match_is_watched_from_the_scan_that_finds_it(tmp_path: Path) -> None:
+    """The watch covers the folders the patterns match, each itself (the scan lists only a folder's own
+    files); a new folder that matches, made in a watched one, is watched from the scan its creation woke:
+    a file written into it then is queued at once, not at the next full listing a minute later."""
+    root = tmp_path / "sites"
+    (root / "a").mkdir(parents=True)
+    queue = await FileQueueStore.open(tmp_path / "queue.db", "dev/files")
+    spec = FilesInput(paths=[str(root / "**")], stable_s=0.1, rescan_s=60)
+    watch = FolderWatch(spec, queue, lambda: None)
+    running = asyncio.create_task(watch.run())
+    try:
+        await asyncio.sleep(0.3)
+        _old_files(root / "a", 1)
+        assert await _queued(queue, 1, within_s=5) == 1
+        (root / "b").mkdir()
+        await asyncio.sleep(0.5)  # its creation, an event in the watched sites/, woke a scan
+        _old_files(root / "b", 1, prefix="g")
+        assert await _queued(queue, 2, within_s=5) == 2
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await queue.close()
