@@ -16,6 +16,10 @@ VM's disk and page allocation), so the figures are medians, with every run kept.
 bytes), files/s, and logferry / rsync ratios (of the medians, and the range over runs); the headline ratio
 is against rsync over loopback. ``sha256_mb_s`` is this machine's single-core hashing speed, for context.
 
+Each round of the small files also times logferry's two hops one at a time (``logferry_hops``), as when
+each role has a machine of its own: agent → relay with the collector stopped, then relay → collector once
+it starts again.
+
 A third case ships the large file again while the relay is killed (kill -9) at 30 % and 60 % of it and
 restarted on the same port: the file must arrive intact (sha256 of the collector's copy checked) and every
 cut may cost each hop at most two chunks sent again (read from the senders' log lines; printed per cut).
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import os
@@ -41,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +193,41 @@ def _one(path: Path, sql: str, *params: object) -> tuple[Any, ...]:
         conn.close()
 
 
+def _start_agent(cluster: Cluster, cmd: list[str], workdir: Path, folder: Path, extra: str = "") -> Proc:
+    """Start an agent shipping ``folder`` to the cluster's relay (``extra``: more lines for its files
+    input); returns once it printed READY."""
+    config = workdir / "agent.toml"
+    config.write_text(
+        f'[agent]\nsource = "{SOURCE}"\nrelay = "{cluster.relay_addr}"\n'
+        f'data_dir = "{workdir / "agent"}"\n\n'
+        f'[[agent.inputs]]\ntype = "files"\npaths = ["{folder}"]\nstable_s = 1.0\n{extra}',
+        encoding="utf-8",
+    )
+    agent = Proc("logferry-agent", [*cmd, "agent", "--config", str(config)],
+                 log_path=workdir / "agent.stderr.log", stdout=subprocess.PIPE)  # fmt: skip
+    cluster.procs["agent"] = agent
+    _read_ready(agent, AGENT_READY_TIMEOUT)
+    assert agent.popen.stdout is not None
+    threading.Thread(
+        target=_drain, args=(agent.popen.stdout, workdir / "agent.stdout.log"), daemon=True
+    ).start()
+    return agent
+
+
+def _wait_stored(cluster: Cluster, files_db: Path, count: int, total: int, timeout: float) -> int:
+    """Wait until the collector's ``files.db`` holds ``count`` manifests of ``total`` bytes; when it stored
+    the last (its ``received_ns``)."""
+    sql = "SELECT count(*), coalesce(sum(size), 0), max(received_ns) FROM files WHERE source = ?"
+
+    def stored() -> bool:
+        cluster.check_alive()
+        got = _one(files_db, sql, ITEMS)
+        return len(got) == 3 and got[0] == count and got[1] == total
+
+    wait_for(f"{count} files at the collector", stored, timeout, interval=0.05)
+    return int(_one(files_db, sql, ITEMS)[2])
+
+
 def logferry_ship(
     cmd: list[str], workdir: Path, folder: Path, count: int, total: int, timeout: float
 ) -> dict[str, Any]:
@@ -197,35 +238,14 @@ def logferry_ship(
     try:
         cluster.start_collector()
         cluster.start_relay()
-        config = workdir / "agent.toml"
-        config.write_text(
-            f'[agent]\nsource = "{SOURCE}"\nrelay = "{cluster.relay_addr}"\n'
-            f'data_dir = "{workdir / "agent"}"\n\n'
-            f'[[agent.inputs]]\ntype = "files"\npaths = ["{folder}"]\nstable_s = 1.0\n',
-            encoding="utf-8",
-        )
         # CPU the servers spend on the transfer: what they used to start is left out (the agent's start is
         # part of its time, as rsync's is of rsync's).
         before = {role: proc.cpu_s() for role, proc in cluster.procs.items()}
         start_ns = time.time_ns()
         t0 = time.monotonic()
-        agent = Proc("logferry-agent", [*cmd, "agent", "--config", str(config)],
-                     log_path=workdir / "agent.stderr.log", stdout=subprocess.PIPE)  # fmt: skip
-        cluster.procs["agent"] = agent
-        _read_ready(agent, AGENT_READY_TIMEOUT)
-        assert agent.popen.stdout is not None
-        threading.Thread(
-            target=_drain, args=(agent.popen.stdout, workdir / "agent.stdout.log"), daemon=True
-        ).start()
+        _start_agent(cluster, cmd, workdir, folder)
         files_db = workdir / "collector" / "files.db"
-        sql = "SELECT count(*), coalesce(sum(size), 0) FROM files WHERE source = ?"
-
-        def done() -> bool:
-            cluster.check_alive()
-            got = _one(files_db, sql, ITEMS)
-            return len(got) == 2 and got[0] == count and got[1] == total
-
-        wait_for(f"{count} files at the collector", done, timeout, interval=0.05)
+        _wait_stored(cluster, files_db, count, total, timeout)
         seconds = time.monotonic() - t0
         cpu = {role: round(proc.cpu_s() - before.get(role, 0.0), 2) for role, proc in cluster.procs.items()}
         agent_db = workdir / "agent" / "files.db"
@@ -239,6 +259,59 @@ def logferry_ship(
         return {"seconds": seconds, "agent_queued_first_s": at(first), "agent_queued_last_s": at(queued),
                 "relay_journaled_last_s": at(relayed), "collector_stored_last_s": at(stored),
                 "cpu_s": cpu}  # fmt: skip
+    finally:
+        cluster.stop()
+
+
+def logferry_hops(
+    cmd: list[str], workdir: Path, folder: Path, count: int, total: int, timeout: float
+) -> dict[str, Any]:
+    """Each of logferry's two hops alone, as when every role has a machine of its own (devices, Server1 and
+    Server2 are three machines; here the three roles share two cores): seconds and each role's CPU.
+
+    Hop 1, agent → relay: the collector is stopped, so the relay journals and keeps everything; from the
+    agent's start until the relay journaled the last file (its own ``received_ns``). Hop 2, relay →
+    collector: the collector is started again on its port (after a sync(2)); from the moment it accepted
+    the relay (the ``connected_at`` its API reports; the relay reconnects after its back-off) until the
+    last manifest was stored (its ``received_ns``). Both hops sha256-check and fsync as in the chain.
+    """
+    cluster = Cluster(cmd, workdir)
+    try:
+        cluster.start_collector()
+        cluster.start_relay()
+        collector = cluster.procs.pop("collector")
+        collector.stop()
+        relay = cluster.procs["relay"]
+        before = relay.cpu_s()
+        start_ns = time.time_ns()
+        agent = _start_agent(cluster, cmd, workdir, folder)
+        journal = workdir / "relay" / "journal.db"
+        sql = "SELECT count(*), coalesce(sum(size), 0), max(received_ns) FROM file_items"
+
+        def journaled() -> bool:
+            cluster.check_alive()
+            got = _one(journal, sql)
+            return len(got) == 3 and got[0] == count and got[1] == total
+
+        wait_for(f"{count} files journaled at the relay", journaled, timeout, interval=0.02)
+        hop1_s = (int(_one(journal, sql)[2]) - start_ns) / 1e9
+        cpu1 = {"agent": round(agent.cpu_s(), 2), "relay": round(relay.cpu_s() - before, 2)}
+        cluster.procs.pop("agent").stop()
+        settle()
+        before = relay.cpu_s()
+        cluster.start_collector(cluster.collector_addr)
+        collector_before = cluster.procs["collector"].cpu_s()  # its start left out, as in the chain
+        last_ns = _wait_stored(cluster, workdir / "collector" / "files.db", count, total, timeout)
+        cpu2 = {"relay": round(relay.cpu_s() - before, 2),
+                "collector": round(cluster.procs["collector"].cpu_s() - collector_before, 2)}  # fmt: skip
+        api = cluster.listen["collector"]["api"]
+        with urllib.request.urlopen(f"http://{api}/api/status", timeout=10) as answer:
+            relays = json.load(answer)["relays_connected"]
+        if not relays:
+            raise BenchError(f"the collector's API lists no relay connected; see {workdir}")
+        accepted = min(dt.datetime.fromisoformat(r["connected_at"].replace("Z", "+00:00")) for r in relays)
+        hop2_s = last_ns / 1e9 - accepted.timestamp()
+        return {"hop1_s": hop1_s, "hop2_s": hop2_s, "hop1_cpu_s": cpu1, "hop2_cpu_s": cpu2}
     finally:
         cluster.stop()
 
@@ -273,23 +346,8 @@ def logferry_cuts(cmd: list[str], workdir: Path, folder: Path, size: int, timeou
         cluster.start_collector()
         no_api = ("--set", "api_listen=")  # a restarted relay is READY as soon as it accepts agents
         cluster.start_relay(extra=no_api)
-        config = workdir / "agent.toml"
-        config.write_text(
-            f'[agent]\nsource = "{SOURCE}"\nrelay = "{cluster.relay_addr}"\n'
-            f'data_dir = "{workdir / "agent"}"\n\n'
-            f'[[agent.inputs]]\ntype = "files"\npaths = ["{folder}"]\nstable_s = 1.0\n'
-            f"chunk_bytes = {CHUNK}\n",
-            encoding="utf-8",
-        )
         t0 = time.monotonic()
-        agent = Proc("logferry-agent", [*cmd, "agent", "--config", str(config)],
-                     log_path=workdir / "agent.stderr.log", stdout=subprocess.PIPE)  # fmt: skip
-        cluster.procs["agent"] = agent
-        _read_ready(agent, AGENT_READY_TIMEOUT)
-        assert agent.popen.stdout is not None
-        threading.Thread(
-            target=_drain, args=(agent.popen.stdout, workdir / "agent.stdout.log"), daemon=True
-        ).start()
+        _start_agent(cluster, cmd, workdir, folder, extra=f"chunk_bytes = {CHUNK}\n")
         relay_dir = workdir / "relay"
         for fraction in CUT_AT:
 
@@ -348,13 +406,24 @@ def sha256_speed(nbytes: int = 256 << 20) -> float:
 
 
 def _case(
-    cmd: list[str], rsync: str, name: str, folder: Path, count: int, total: int, timeout: float, rounds: int
+    cmd: list[str],
+    rsync: str,
+    name: str,
+    folder: Path,
+    count: int,
+    total: int,
+    timeout: float,
+    rounds: int,
+    hops: bool = False,
 ) -> dict[str, Any]:
     """``rounds`` rounds of rsync -a, rsync -a --fsync and logferry copying ``folder``, each into a new
-    folder after a sync(2); the medians (and every run). No copy is deleted until all are measured
-    (``settle``)."""
+    folder after a sync(2); the medians (and every run). With ``hops``, each round also times logferry's
+    two hops one at a time (``logferry_hops``). No copy is deleted until all are measured (``settle``)."""
     runs: dict[str, list[float]] = {"rsync": [], "rsync_tcp": [], "rsync_fsync": [], "logferry": []}
+    if hops:
+        runs |= {"hop1": [], "hop2": []}
     stages: list[dict[str, Any]] = []
+    hop_cpu: list[dict[str, Any]] = []
     copies: list[Path] = []
     try:
         for r in range(1, rounds + 1):
@@ -376,6 +445,13 @@ def _case(
             lf = logferry_ship(cmd, copies[-1], folder, count, total, timeout)
             runs["logferry"].append(lf["seconds"])
             stages.append(lf)
+            if hops:
+                copies.append(WORK / f"{name}-{r}-hops")
+                settle()
+                each = logferry_hops(cmd, copies[-1], folder, count, total, timeout)
+                runs["hop1"].append(each["hop1_s"])
+                runs["hop2"].append(each["hop2_s"])
+                hop_cpu.append({"hop1": each["hop1_cpu_s"], "hop2": each["hop2_cpu_s"]})
     finally:
         for copy in copies:
             shutil.rmtree(copy, ignore_errors=True)
@@ -398,6 +474,14 @@ def _case(
     out["ratio_vs_rsync_local_range"] = [min(runs["rsync"]) / max(lf_runs), max(runs["rsync"]) / min(lf_runs)]
     if runs["rsync_fsync"]:
         out["ratio_vs_rsync_fsync"] = out["rsync_fsync_s"] / out["logferry_s"]
+    for hop in ("hop1", "hop2") if hops else ():
+        out[f"{hop}_ratio"] = out["rsync_tcp_s"] / out[f"{hop}_s"]
+        out[f"{hop}_ratio_range"] = [
+            min(runs["rsync_tcp"]) / max(runs[hop]),
+            max(runs["rsync_tcp"]) / min(runs[hop]),
+        ]
+    if hops:
+        out["hops_cpu_s_runs"] = hop_cpu
     return out
 
 
@@ -435,7 +519,7 @@ def measure(
         make_small(WORK / "small-src", small_count, small_bytes)
         total = small_count * small_bytes
         results["small"] = _case(cmd, rsync, "small", WORK / "small-src", small_count, total,
-                                 max(600.0, small_count / 20), rounds)  # fmt: skip
+                                 max(600.0, small_count / 20), rounds, hops=True)  # fmt: skip
     finally:
         Proc.stop_all()
         shutil.rmtree(WORK, ignore_errors=True)
@@ -460,6 +544,16 @@ def summary(r: dict[str, Any]) -> list[str]:
             f"run), logferry/local rsync x{c['ratio_vs_rsync_local']:.2f}; CPU-s of the median run "
             + ", ".join(f"{role} {s:.2f}" for role, s in c["logferry_stages"].get("cpu_s", {}).items())
         )
+        if "hop1_s" in c:
+            each = [
+                f"{who} {c[f'{hop}_s']:.2f} s x{c[f'{hop}_ratio']:.2f} "
+                f"(x{c[f'{hop}_ratio_range'][0]:.2f}-x{c[f'{hop}_ratio_range'][1]:.2f})"
+                for hop, who in (("hop1", "agent->relay"), ("hop2", "relay->collector"))
+            ]
+            lines.append(
+                f"files, {label}, each hop alone (as on machines of their own): {', '.join(each)}; "
+                f"rsync over loopback {c['rsync_tcp_s']:.2f} s"
+            )
     c = r.get("cuts")
     if isinstance(c, dict):
         lines.append(

@@ -122,8 +122,8 @@ class Cluster:
         log(f"{role} ready: {addr} (pid {info.get('pid')})")
         return addr
 
-    def start_collector(self) -> None:
-        self.collector_addr = self._server("collector", ["--listen", "127.0.0.1:0"])
+    def start_collector(self, listen: str = "127.0.0.1:0") -> None:
+        self.collector_addr = self._server("collector", ["--listen", listen])
 
     def start_relay(self, listen: str = "127.0.0.1:0", extra: Sequence[str] = ()) -> None:
         # Syslog and line inputs on OS-picked ports: the benchmark must not depend on 5514/12345 being free.
