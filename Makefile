@@ -40,7 +40,7 @@ sysdeps:
 test: lint types sysdeps
 	$(BIN)/pytest -q tests
 
-bench: $(STAMP)
+bench: $(STAMP) sysdeps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # Regenerate requirements.lock after changing dependency ranges in pyproject.toml.
