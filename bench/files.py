@@ -262,26 +262,22 @@ def logferry_ship(
         cluster.stop()
 
 
-CONNECTED = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+ +logferry\.collector: relay .* connected from "
+FILES_CONNECTED = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+ +logferry\.sender: connected to (\S+) as \S+ for files "
 )
 
 
-def _relay_connected(log_path: Path, since: float) -> float:
-    """When the collector first accepted a connection of the relay at or after ``since`` (epoch seconds), from
-    its log lines (local time, to the millisecond). The relay's record and file senders connect each after
-    its own back-off, and the collector's peer table keeps only the later one: the first line is when the
-    file sender could start."""
-    times = []
+def _files_session_opened(log_path: Path, target: str, since: float) -> float:
+    """When the relay's files session to ``target`` opened at or after ``since`` (epoch seconds), from its log
+    lines (local time, to the millisecond). Its records session connects after a back-off of its own, often a
+    second apart: the collector's first connection is not when files could start."""
     for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        found = CONNECTED.match(line)
-        if found:
+        found = FILES_CONNECTED.match(line)
+        if found and found.group(2) == target:
             at = dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
             if at >= since - 0.001:
-                times.append(at)
-    if not times:
-        raise BenchError(f"the collector logged no relay connection after its restart; see {log_path}")
-    return min(times)
+                return at
+    raise BenchError(f"the relay logged no files session to {target} after {since:.3f}; see {log_path}")
 
 
 def logferry_hops(
@@ -292,8 +288,8 @@ def logferry_hops(
 
     Hop 1, agent → relay: the collector is stopped, so the relay journals and keeps everything; from the
     agent's start until the relay journaled the last file (its own ``received_ns``). Hop 2, relay →
-    collector: the collector is started again on its port (after a sync(2)); from the moment it accepted
-    the relay (its first log line saying so; the relay reconnects after its back-off) until the
+    collector: the collector is started again on its port (after a sync(2)); from the moment the relay's
+    files session opened (its log line saying so; the relay reconnects after its back-off) until the
     last manifest was stored (its ``received_ns``). Both hops sha256-check and fsync as in the chain.
     """
     cluster = Cluster(cmd, workdir)
@@ -326,7 +322,8 @@ def logferry_hops(
         last_ns = _wait_stored(cluster, workdir / "collector" / "files.db", count, total, timeout)
         cpu2 = {"relay": round(relay.cpu_s() - before, 2),
                 "collector": round(cluster.procs["collector"].cpu_s() - collector_before, 2)}  # fmt: skip
-        hop2_s = last_ns / 1e9 - _relay_connected(workdir / "collector.stderr.log", restarted)
+        opened = _files_session_opened(workdir / "relay.stderr.log", cluster.collector_addr, restarted)
+        hop2_s = last_ns / 1e9 - opened
         return {"hop1_s": hop1_s, "hop2_s": hop2_s, "hop1_cpu_s": cpu1, "hop2_cpu_s": cpu2}
     finally:
         cluster.stop()

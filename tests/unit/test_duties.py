@@ -209,4 +209,5 @@ async def test_a_failure_after_a_session_opened_is_news_again(
         r for r in caplog.records if r.levelno == logging.WARNING and "cannot connect" in r.getMessage()
     ]
     assert len(refused) == 2
-    assert any("connected to" in r.getMessage() for r in caplog.records)
+    assert all(r.getMessage().startswith("files session with") for r in refused)  # which of a hop's sessions
+    assert any(f"connected to 127.0.0.1:{port} as dev for files" in r.getMessage() for r in caplog.records)

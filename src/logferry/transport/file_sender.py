@@ -175,6 +175,8 @@ class FileChanged(Exception):
 class FileSender(Sender):
     """Keeps one session to the next hop open and ships the queue's files over it, several at a time."""
 
+    carries = "files"
+
     def __init__(
         self,
         config: SenderConfig,

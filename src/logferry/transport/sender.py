@@ -106,6 +106,8 @@ class SenderStatus:
 class Sender:
     """Keeps one session to the next hop open and feeds it from ``queue``."""
 
+    carries = "records"  # what its sessions carry, named in its log lines (a hop has one session per kind)
+
     def __init__(
         self,
         config: SenderConfig,
@@ -171,11 +173,13 @@ class Sender:
             except (ProtocolError, AuthError, TransportError) as exc:
                 self.status.last_error = str(exc)
                 level = logging.ERROR if isinstance(exc, AuthError) or _is_auth(exc) else logging.WARNING
-                self._ended.say(level, f"session with {self.target} ended: {exc}")
+                self._ended.say(level, f"{self.carries} session with {self.target} ended: {exc}")
             except StoreError as exc:
                 # Our queue's disk (full, say): nothing is lost, the next session tries again.
                 self.status.last_error = str(exc)
-                self._ended.say(logging.ERROR, f"session with {self.target} ended: {exc}; trying again")
+                self._ended.say(
+                    logging.ERROR, f"{self.carries} session with {self.target} ended: {exc}; trying again"
+                )
             except Exception as exc:  # noqa: BLE001 - a bug in one session must not end shipping for good
                 self._failed(exc)
             except asyncio.CancelledError as exc:
@@ -198,8 +202,8 @@ class Sender:
 
     def _failed(self, exc: BaseException) -> None:
         self.status.last_error = f"internal error: {exc!r}"
-        log.error("session with %s failed: %r; reconnecting (a bug: please report it with this traceback)",
-                  self.target, exc, exc_info=exc)  # fmt: skip
+        log.error("%s session with %s failed: %r; reconnecting (a bug: please report it with this traceback)",
+                  self.carries, self.target, exc, exc_info=exc)  # fmt: skip
 
     async def _session(self, stopping: asyncio.Event) -> bool:
         cfg = self.config
@@ -253,7 +257,8 @@ class Sender:
             self.status.connected = True
             self.status.sessions += 1
             self.status.last_error = ""
-            log.info("connected to %s as %s (credit %d)", self.target, cfg.source, event.welcome.credit)
+            log.info("connected to %s as %s for %s (credit %d)", self.target, cfg.source, self.carries,
+                     event.welcome.credit)  # fmt: skip
             self._ended.clear()  # the next failure is news again
             if self._on_open is not None:
                 await self._on_open(event.welcome)
