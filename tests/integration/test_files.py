@@ -3,6 +3,8 @@ identical content stored once, a held file released through the relay's API."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import httpx
@@ -95,3 +97,30 @@ def test_shipped_files_are_moved_or_deleted_once_the_relay_has_them(
         assert {str(chain.folder / p.name): sha256_file(p) for p in done.iterdir()} == want
     else:
         assert not done.exists()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a Windows file name is UTF-16: these bytes cannot be one")
+def test_files_whose_names_are_not_utf8_arrive_under_an_escaped_name(procs: Procs, tmp_path: Path) -> None:
+    """A POSIX file name is bytes: Latin-1 names from an old device, or any garbage, are legal. Such a file
+    arrives like any other, its manifest naming it with the bytes that are not UTF-8 escaped (``\\xe9``), and
+    the agent goes on with the rest (it once stopped on the first such name). Restarted, it ships nothing
+    twice: its queue kept the exact name."""
+    chain = start_files_chain(procs, tmp_path)
+    folder = os.fsencode(chain.folder)
+    names = {b"caf\xe9.log": "caf\\xe9.log", b"bin\xff\xfe.bin": "bin\\xff\\xfe.bin",
+             "한국어.log".encode(): "한국어.log", b"plain.log": "plain.log"}  # fmt: skip
+    want: dict[str, str] = {}
+    for i, (raw, shown) in enumerate(names.items()):
+        path = Path(os.fsdecode(os.path.join(folder, raw)))
+        size = 300_000 if raw.endswith(b".bin") else 1000 + i  # chunked, and bundled
+        want[str(chain.folder / shown)] = write_file(path, size, seed=i)
+    agent = chain.start_agent(chunk_bytes=64 * 1024)
+    wait_until(lambda: chain.stored() == want, 30, "every manifest at the collector")
+    assert agent.terminate() == 0, "the agent stopped on its own, or failed to stop"
+    write_file(chain.folder / "later.log", 10, seed=9)
+    want[str(chain.folder / "later.log")] = sha256_file(chain.folder / "later.log")
+    chain.start_agent(chunk_bytes=64 * 1024)
+    wait_until(lambda: chain.stored() == want, 30, "the new file at the collector")
+    time.sleep(1.0)  # a second scan: nothing queued again
+    assert len(query(chain.files_db, "SELECT seq FROM files")) == len(want)
+    assert len(query(tmp_path / "agent" / "files.db", "SELECT seq FROM files")) == len(want)

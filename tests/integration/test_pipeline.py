@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -143,3 +144,30 @@ def test_backlog_waits_on_disk_while_the_collector_is_down(procs: Procs, tmp_pat
     wait_until(lambda: (query(records, "SELECT count(*) FROM records") or [(0,)])[0][0] == 20_000, 60,
                "the backlog to drain into the restarted collector")  # fmt: skip
     assert query(journal, "SELECT COALESCE(SUM(count), 0) FROM outbox WHERE acked = 0") == [(0,)]
+
+
+def test_a_tailed_file_whose_name_is_not_utf8_is_shipped_under_an_escaped_path(
+    procs: Procs, tmp_path: Path
+) -> None:
+    """A glob that matches a file named in Latin-1: its lines arrive, the records' path escaping the byte that
+    is not UTF-8, and the agent goes on (its checkpoint once failed to encode the name, stopping it)."""
+    chain = start_chain(procs, tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    raw = os.path.join(os.fsencode(logs), b"caf\xe9.log")
+    with open(raw, "wb") as f:
+        f.write(b"first n=1\nsecond n=2\n")
+    agent = chain.start_agent("dev-n", "--tail", str(logs / "*.log"))
+    wait_until(lambda: chain.stored("dev-n") == 2, 20, "both lines at the collector")
+    with open(raw, "ab") as f:
+        f.write(b"third n=3\n")
+    wait_until(lambda: chain.stored("dev-n") == 3, 20, "the appended line at the collector")
+    paths = query(chain.records_db, "SELECT DISTINCT path FROM records WHERE source = ?", "dev-n")
+    assert paths == [(str(logs / "caf\\xe9.log"),)]
+    assert agent.terminate() == 0
+    chain.start_agent("dev-n", "--tail", str(logs / "*.log"))  # resumes from its checkpoint: no line again
+    with open(raw, "ab") as f:
+        f.write(b"fourth n=4\n")
+    wait_until(lambda: chain.stored("dev-n") == 4, 20, "the line written after the restart")
+    time.sleep(0.5)
+    assert sorted(chain.stored_numbers("dev-n")) == [1, 2, 3, 4]

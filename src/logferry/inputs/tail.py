@@ -54,6 +54,7 @@ from logferry.inputs.framing import LineFramer
 from logferry.inputs.records import RecordAssembler
 from logferry.inputs.tail_config import ReadFrom, TailConfig
 from logferry.model import Entry
+from logferry.paths import shown
 
 log = logging.getLogger("logferry.inputs.tail")
 
@@ -248,7 +249,7 @@ class TailInput:
         cfg = self.config
         return RecordAssembler(
             host=self.host,
-            path=path if cfg.include_path else "",
+            path=shown(path) if cfg.include_path else "",  # a name that is not UTF-8, escaped
             fields=self._fields,
             detect_levels=cfg.detect_level,
             multiline_start=self._multiline,
@@ -397,7 +398,7 @@ class TailInput:
     def _checkpoint(self, f: _File) -> bytes:
         safe = f.assembler.safe_offset
         part = f.framer.part if safe == f.offset else 0
-        return encode_checkpoint(TailCheckpoint(safe, f.fp_len, f.fp_hash, f.path, part))
+        return encode_checkpoint(TailCheckpoint(safe, f.fp_len, f.fp_hash, shown(f.path), part))
 
     def _note(self, f: _File) -> None:
         value = self._checkpoint(f)

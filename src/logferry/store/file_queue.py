@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from logferry.paths import loaded, shown, stored
 from logferry.store.sqlite import Database, Durability
 from logferry.transport.file_sender import Key, OutgoingFile
 
@@ -84,13 +85,13 @@ class FileQueueStore:
         def run(conn: sqlite3.Connection) -> set[tuple[str, int, int]]:
             found: set[tuple[str, int, int]] = set()
             for i in range(0, len(versions), KNOWN_PAGE):
-                paths = sorted({p for p, _, _ in versions[i : i + KNOWN_PAGE]})
+                paths = [stored(p) for p in {p for p, _, _ in versions[i : i + KNOWN_PAGE]}]
                 rows = conn.execute(
                     f"SELECT path, size, mtime_ns FROM files WHERE state != ? AND path IN "
                     f"({', '.join('?' * len(paths))})",
                     (int(FileState.REFUSED), *paths),
                 )
-                found.update((str(p), int(n), int(m)) for p, n, m in rows)
+                found.update((loaded(p), int(n), int(m)) for p, n, m in rows)
             return found & set(versions)
 
         return await self._db.read(run)
@@ -110,7 +111,8 @@ class FileQueueStore:
             (seq,) = conn.execute("SELECT next_seq FROM meta").fetchone()
             out: list[int | None] = []
             now = time.time_ns()
-            for path, size, mtime_ns, sha256 in files:
+            for name, size, mtime_ns, sha256 in files:
+                path = stored(name)
                 dup = conn.execute(
                     "SELECT seq FROM files WHERE path = ? AND size = ? AND mtime_ns = ? AND sha256 = ? "
                     "AND state != ?",
@@ -158,7 +160,7 @@ class FileQueueStore:
         """Up to ``limit`` pending files, oldest first, leaving out the seqs in ``busy`` (in flight)."""
         source = self.source
 
-        def run(c: sqlite3.Connection) -> list[tuple[int, str, int, int, bytes]]:
+        def run(c: sqlite3.Connection) -> list[tuple[int, str | bytes, int, int, bytes]]:
             rows = c.execute(
                 "SELECT seq, path, size, mtime_ns, sha256 FROM files WHERE state = ? ORDER BY seq LIMIT ?",
                 (int(FileState.PENDING), limit + len(busy)),
@@ -169,9 +171,9 @@ class FileQueueStore:
         rows = await self._db.read(run)
         recent = self._recent
         return [
-            OutgoingFile(source, s, p, n, m, bytes(h), p,
+            OutgoingFile(source, s, shown(p), n, m, bytes(h), p,
                          checked=functools.partial(self._take, s) if s in recent else None)
-            for s, p, n, m, h in rows
+            for s, p, n, m, h in ((s, loaded(v), n, m, h) for s, v, n, m, h in rows)
         ]  # fmt: skip
 
     async def settle(self, seq: int, state: FileState) -> None:
