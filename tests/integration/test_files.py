@@ -95,6 +95,11 @@ def test_shipped_files_are_moved_or_deleted_once_the_relay_has_them(
     wait_until(lambda: chain.stored() == want, 30, "every manifest at the collector")
     if after == "move_to":
         assert {str(chain.folder / p.name): sha256_file(p) for p in done.iterdir()} == want
+        # The device writes g0.bin again: the new one is shipped and moved beside the first, not over it.
+        again = write_file(chain.folder / "g0.bin", 20, seed=9)
+        wait_until(lambda: not any(chain.folder.iterdir()), 30, "the folder emptied again")
+        assert sha256_file(done / "g0.bin") == want[str(chain.folder / "g0.bin")]
+        assert sha256_file(done / "g0.1.bin") == again
     else:
         assert not done.exists()
 

@@ -29,6 +29,7 @@ from logferry.inputs.files import (
     FolderWatch,
     _hash_unchanged,
     _name_filter,
+    free_name,
 )
 from logferry.store.file_queue import FileQueueStore, FileState
 from logferry.transport.file_sender import WHOLE_MAX_BYTES
@@ -326,3 +327,15 @@ async def test_a_folder_that_comes_to_match_is_watched_from_the_scan_that_finds_
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await queue.close()
+
+
+def test_a_moved_file_never_replaces_one_moved_before(tmp_path: Path) -> None:
+    names = ["report.csv", "report.csv", "report.csv", "noext", "noext", ".hidden", ".hidden", "a.tar.gz",
+             "a.tar.gz"]  # fmt: skip
+    got = []
+    for name in names:
+        path = free_name(tmp_path, name)
+        path.write_bytes(b"x")
+        got.append(path.name)
+    assert got == ["report.csv", "report.1.csv", "report.2.csv", "noext", "noext.1", ".hidden", ".hidden.1",
+                   "a.tar.gz", "a.tar.1.gz"]  # fmt: skip

@@ -143,7 +143,11 @@ class FilesInput(_Section, tag_field="type", tag="files"):
         bool, opt("Delete a file once the relay acknowledged it (exclusive with move_to).")
     ] = False
     move_to: Annotated[
-        str, opt('Folder to move a file into once the relay acknowledged it. "": keep it where it is.')
+        str,
+        opt(
+            "Folder to move a file into once the relay acknowledged it, beside (never over) one of the same "
+            'name moved before: `report.csv`, then `report.1.csv`. "": keep it where it is.'
+        ),
     ] = ""
     rescan_s: Annotated[
         float,

@@ -354,13 +354,26 @@ def _mtime_ns(folder: str) -> int | None:
         return None
 
 
+def free_name(folder: Path, name: str) -> Path:
+    """``folder / name``, or, if that exists, the first of ``stem.1.suffix``, ``stem.2.suffix``, … that does
+    not: a device that writes ``report.csv`` every hour keeps every shipped one."""
+    candidate = folder / name
+    stem, dot, suffix = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+    n = 0
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = folder / f"{stem}.{n}{dot}{suffix}"
+    return candidate
+
+
 def after_ack(spec: FilesInput, path: Path) -> None:
-    """What the input does with a file the relay acknowledged: keep it, delete it, or move it."""
+    """What the input does with a file the relay acknowledged: keep it, delete it, or move it (beside, never
+    over, a file of the same name moved there before: ``report.csv``, then ``report.1.csv``, …)."""
     try:
         if spec.move_to:
             target = Path(spec.move_to)
             target.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(path), str(target / path.name))
+            shutil.move(str(path), str(free_name(target, path.name)))
         elif spec.delete_after:
             path.unlink(missing_ok=True)
     except OSError as exc:
