@@ -59,7 +59,10 @@ def entry_id(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser, default_api: str | None = RELAY_API) -> None:
     p.add_argument(
-        "--api", default=default_api, metavar="URL", help=f"the role's API (default {default_api})"
+        "--api",
+        default=default_api,
+        metavar="URL",
+        help=f"the role's API: http://HOST:PORT, or HOST:PORT as api_listen gives it (default {default_api})",
     )
     p.add_argument("--token", default=os.environ.get("LOGFERRY_TOKEN", ""),
                    help="bearer token (api_token of the role; default $LOGFERRY_TOKEN)")  # fmt: skip

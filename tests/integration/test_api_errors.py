@@ -114,6 +114,11 @@ def test_cli_exit_codes(relay: Proc) -> None:
     down = cli("status", "--api", "http://127.0.0.1:9")
     assert down.returncode == 1
     assert "nothing answers at http://127.0.0.1:9" in down.stderr and "logferry relay" in down.stderr
+    # HOST:PORT, as api_listen writes it, means http; what is no address at all says so
+    assert cli("held", "list", "--api", relay.address("api"), env=env).returncode == 0
+    for bad in ("ftp://127.0.0.1:9", "http://", "127.0.0.1:port"):
+        run = cli("held", "list", "--api", bad, env=env)
+        assert run.returncode == 1 and f"{bad!r} is not an API address" in run.stderr, run.stderr
 
 
 def test_api_listen_off_and_port_in_use(procs: Procs, tmp_path: Path, relay: Proc) -> None:

@@ -31,6 +31,23 @@ def _start_hint(url: str) -> str:
     )
 
 
+def api_base(address: str) -> str:
+    """The API's base URL from what a person typed: ``http://host:port``, or ``host:port`` as ``api_listen``
+    writes it (http is meant); raises ApiCallError for what is neither."""
+    url = address.strip()
+    if "://" not in url:
+        url = "http://" + url
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ApiCallError(f"{address!r} is not an API address ({exc}); give HOST:PORT or http://HOST:PORT, "
+                           "as api_listen in the role's config") from None  # fmt: skip
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ApiCallError(f"{address!r} is not an API address; give HOST:PORT or http://HOST:PORT, as "
+                           "api_listen in the role's config")  # fmt: skip
+    return url.rstrip("/")
+
+
 class ApiClient:
     def __init__(self, base_url: str, token: str = "", operator: str = "", timeout_s: float = 30.0) -> None:
         headers = {"Accept": "application/json"}
@@ -38,7 +55,7 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {token}"
         if operator:
             headers["X-Logferry-Operator"] = operator
-        self.base_url = base_url.rstrip("/")
+        self.base_url = api_base(base_url)
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s, trust_env=False)
 
     def close(self) -> None:
