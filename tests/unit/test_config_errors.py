@@ -171,8 +171,8 @@ CASES: list[tuple[str, str, list[str]]] = [
         "agent",
         '[[agent.inputs]]\ntype = "stdin"\npaths = ["x"]\n',
         [
-            "FILE: agent.inputs[0].paths: unknown key; expected one of detect_level, max_line_bytes, "
-            "multiline_start, multiline_timeout_s"
+            "FILE: agent.inputs[0].paths: unknown key; expected one of detect_level, encoding, "
+            "max_line_bytes, multiline_start, multiline_timeout_s"
         ],
     ),
     (
@@ -181,6 +181,17 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             "FILE: agent.inputs[0].multiline_start: invalid regex: unterminated character set at position 0 "
             "(regex: '[')"
+        ],
+    ),
+    (
+        "agent",
+        '[[agent.inputs]]\ntype = "tail"\npaths = ["a"]\nencoding = "utf-16-le"\n'
+        '[[agent.inputs]]\ntype = "stdin"\nencoding = "klingon"\n',
+        [
+            "FILE: agent.inputs[0].encoding: encoding 'utf-16-le' is not supported: its line end is 2 "
+            "bytes; have the program write UTF-8, or convert its files",
+            "FILE: agent.inputs[1].encoding: unknown encoding 'klingon': give a codec name Python knows, "
+            "such as utf-8, cp949, euc-kr, shift_jis, gb18030, cp1252 or latin-1",
         ],
     ),
     (

@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from logferry.inputs import TailCheckpoint, TailConfig, TailInput
+from logferry.inputs.records import encoding_problem
 from logferry.inputs.tail_config import ReadFrom, describe_options
 from logferry.model import Entry, Level
 
@@ -366,6 +367,38 @@ async def test_invalid_utf8_is_replaced(tmp_path: Path) -> None:
     async with running(tail([str(log)]), spool):
         await until(lambda: len(spool.entries) == 2, "both lines")
     assert spool.msgs() == ["ok \ufffd\ufffd bad \ufffd", "€ euro"]
+
+
+async def test_files_in_a_code_page_are_decoded_with_their_encoding(tmp_path: Path) -> None:
+    """A Korean Windows program's log in cp949, a Japanese one's in shift_jis, a Notepad file with a
+    byte-order mark: each read as its encoding says (lines are framed on the byte \\n first: no multibyte
+    character of these holds it)."""
+    texts = {"cp949": "오류 발생 n=1\r\n경고 n=2\r\n", "shift_jis": "エラー n=1\nー表 n=2\n",
+             "utf-8-sig": "bom n=1\nplain n=2\n", "latin-1": "café n=1\nnaïve n=2\n"}  # fmt: skip
+
+    async def read(log: Path, encoding: str) -> list[str]:
+        spool = FakeSpool()
+        async with running(tail([str(log)], encoding=encoding), spool):
+            await until(lambda: len(spool.entries) == 2, f"both {encoding} lines")
+        return spool.msgs()
+
+    for encoding, text in texts.items():
+        log = tmp_path / f"{encoding}.log"
+        append(log, text.encode(encoding))
+        assert await read(log, encoding) == text.replace("\r", "").splitlines(), encoding
+
+
+def test_an_encoding_must_read_its_line_end_as_one_byte() -> None:
+    for good in ("utf-8", "UTF8", "utf-8-sig", "cp949", "euc-kr", "shift_jis", "gb18030", "big5", "cp1252",
+                 "latin-1", "ascii"):  # fmt: skip
+        assert encoding_problem(good) is None, good
+    assert "line end is 2 bytes" in str(encoding_problem("utf-16"))
+    assert "line end is 4 bytes" in str(encoding_problem("utf-32-be"))
+    assert "does not read ASCII" in str(encoding_problem("cp037"))  # EBCDIC
+    assert "not a character encoding" in str(encoding_problem("base64"))
+    assert "unknown encoding 'klingon'" in str(encoding_problem("klingon"))
+    with pytest.raises(msgspec.ValidationError, match="line end is 2 bytes"):
+        msgspec.convert({"paths": ["x"], "encoding": "utf-16"}, TailConfig)
 
 
 async def test_backpressure_stops_reading(tmp_path: Path) -> None:

@@ -115,6 +115,14 @@ class StdinInput(_Section, tag_field="type", tag="stdin"):
     detect_level: Annotated[
         bool, opt("Guess each record's level from words such as ERROR, WARN, INFO in the line.")
     ] = True
+    encoding: Annotated[
+        str,
+        opt(
+            "Character encoding of the input, as for tail inputs: `utf-8`, `utf-8-sig`, `cp949`, "
+            "`shift_jis`, `cp1252`, `latin-1`…",
+            kind="encoding",
+        ),
+    ] = "utf-8"
 
 
 class FilesInput(_Section, tag_field="type", tag="files"):

@@ -27,6 +27,7 @@ import msgspec
 from logferry.config.address import parse_address
 from logferry.config.schema import CONFIG_TYPES, AgentConfig, AnyConfig, ClientAuth, RelayConfig, Role
 from logferry.errors import ConfigError
+from logferry.inputs.records import encoding_problem
 from logferry.pipeline.redact import compile_regex
 from logferry.pipeline.rules import RuleSet
 from logferry.users.credentials import password_hash_problem, token_hash_problem, user_problems
@@ -92,6 +93,8 @@ def describe(tp: Any, plural: bool = False) -> str:
         text = '"host:port" or ""'
     elif kind == "regex":
         text = "a regex"
+    elif kind == "encoding":
+        text = 'a character encoding ("utf-8", "cp949", "latin-1"…)'
     elif kind == "file":
         text = "a file path"
     elif kind == "password_hash":
@@ -217,6 +220,10 @@ def _check_kind(value: str, kind: str, key: str, out: Problems) -> None:
             parse_address(value)
         except ValueError as exc:
             out.add(key, str(exc))
+    elif kind == "encoding":
+        problem = encoding_problem(value)
+        if problem is not None:
+            out.add(key, problem)
     elif kind == "regex" and value:
         compiled = compile_regex(value)
         if isinstance(compiled, str):

@@ -1,7 +1,8 @@
 """Turn framed byte lines into ``Entry`` objects, and know how far the output covers the source.
 
-Shared by every line-based input (tail, stdin). Per line: decode UTF-8 with bad bytes replaced by U+FFFD
-(never an exception), strip a trailing ``\\r``, skip blank lines, join multiline records when a start
+Shared by every line-based input (tail, stdin). Per line: decode (UTF-8, or the input's ``encoding``: any
+codec whose line end is the byte ``\\n``, see ``encoding_problem``) with bad bytes replaced by U+FFFD (never
+an exception), strip a trailing ``\\r``, skip blank lines, join multiline records when a start
 regex is configured, detect the level, and build the Entry. Parts of an over-long line carry the fields
 ``part`` ("1", "2", …) and, on the last one, ``part_last`` = "1"; they bypass multiline joining.
 
@@ -17,6 +18,7 @@ dict per line costs ~10% of throughput): consumers must treat ``Entry.fields`` a
 
 from __future__ import annotations
 
+import codecs
 import re
 
 from logferry.inputs.framing import WHOLE, Framed
@@ -25,10 +27,36 @@ from logferry.inputs.multiline import MultilineJoiner
 from logferry.model import Entry
 
 
+def encoding_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as the character encoding of a line-based input, or None. Lines are
+    framed on the byte ``\\n`` before they are decoded, so the codec must read ``\\r``, ``\\n`` and ASCII
+    letters as themselves, and take any bytes (what does not decode becomes U+FFFD): UTF-8 (``utf-8-sig``
+    drops a byte-order mark) and the legacy code pages (cp949, euc-kr, shift_jis, gb18030, big5, cp1252,
+    latin-1…) do, and their multibyte characters never hold the byte ``\\n``; UTF-16 and UTF-32 do not."""
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError:
+        return (f"unknown encoding {name!r}: give a codec name Python knows, such as utf-8, cp949, euc-kr, "
+                "shift_jis, gb18030, cp1252 or latin-1")  # fmt: skip
+    if canonical.startswith(("utf-16", "utf-32")):
+        return (f"encoding {name!r} is not supported: its line end is {2 if '16' in canonical else 4} bytes; "
+                "have the program write UTF-8, or convert its files")  # fmt: skip
+    try:
+        fits = b"ab\r\n".decode(canonical, "replace") == "ab\r\n"
+        b"\xff\xfe\x80\x00\n".decode(canonical, "replace")  # bad bytes are replaced, never an exception
+    except LookupError:
+        return f"{name!r} is not a character encoding: it does not turn bytes into text"
+    except (UnicodeError, TypeError, ValueError):
+        fits = False
+    if fits:
+        return None
+    return f"encoding {name!r} is not supported: it does not read ASCII and the line end \\n as one byte each"
+
+
 class RecordAssembler:
     """Builds entries for one source (one file, or stdin); see the module docstring."""
 
-    __slots__ = ("detect_levels", "fields", "host", "joiner", "path", "safe_offset")
+    __slots__ = ("detect_levels", "encoding", "fields", "host", "joiner", "path", "safe_offset")
 
     def __init__(
         self,
@@ -40,7 +68,9 @@ class RecordAssembler:
         multiline_start: re.Pattern[str] | None,
         max_record_bytes: int,
         offset: int = 0,
+        encoding: str = "utf-8",
     ) -> None:
+        self.encoding = codecs.lookup(encoding).name  # checked by the config (encoding_problem)
         self.host = host
         self.path = path
         self.fields = fields
@@ -61,13 +91,13 @@ class RecordAssembler:
         self.safe_offset = pending_start if pending_start is not None else end
 
     def _feed_plain(self, pieces: list[bytes], ts_ns: int, out: list[Entry]) -> None:
-        host, path, fields = self.host, self.path, self.fields
+        host, path, fields, encoding = self.host, self.path, self.fields, self.encoding
         append = out.append
         if self.detect_levels:
             detect = detect_level
             for raw in pieces:
                 if raw:
-                    text = raw.decode("utf-8", "replace")
+                    text = raw.decode(encoding, "replace")
                     if text[-1] == "\r":
                         text = text[:-1]
                         if not text:
@@ -77,7 +107,7 @@ class RecordAssembler:
             level = DEFAULT_LEVEL
             for raw in pieces:
                 if raw:
-                    text = raw.decode("utf-8", "replace")
+                    text = raw.decode(encoding, "replace")
                     if text[-1] == "\r":
                         text = text[:-1]
                         if not text:
@@ -90,7 +120,7 @@ class RecordAssembler:
         offset = base
         for i, raw in enumerate(framed.pieces):
             code = parts[i] if parts is not None else WHOLE
-            text = raw.decode("utf-8", "replace")
+            text = raw.decode(self.encoding, "replace")
             if code <= 0 and text.endswith("\r"):
                 text = text[:-1]
             start = offset

@@ -57,6 +57,7 @@ class StdinInput:
         multiline_start: str | None = None,
         multiline_timeout_s: float = 1.0,
         detect_level: bool = True,
+        encoding: str = "utf-8",
         path: str = "-",
         name: str = "stdin",
         read_chunk_bytes: int = 256 * 1024,
@@ -79,6 +80,7 @@ class StdinInput:
             detect_levels=detect_level,
             multiline_start=re.compile(multiline_start) if multiline_start is not None else None,
             max_record_bytes=max_line_bytes,
+            encoding=encoding,
         )
         self._buffer = bytearray()  # unconsumed bytes: at most one partial line plus one chunk
         self._offset = 0  # bytes consumed so far; stdin has no checkpoint, but the joiner tracks offsets

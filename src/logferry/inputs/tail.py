@@ -255,6 +255,7 @@ class TailInput:
             multiline_start=self._multiline,
             max_record_bytes=cfg.max_line_bytes,
             offset=offset,
+            encoding=cfg.encoding,
         )
 
     # -- reading -----------------------------------------------------------------------------------------

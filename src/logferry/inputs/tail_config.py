@@ -17,6 +17,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from logferry.inputs.records import encoding_problem
+
 
 class ReadFrom(enum.Enum):
     """Where to start in a file that has no checkpoint and was already there when the input started."""
@@ -96,6 +98,15 @@ class TailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     include_path: Annotated[
         bool, _opt("Put the file's path in each record's `path`; else leave it empty.")
     ] = True
+    encoding: Annotated[
+        str,
+        _opt(
+            "Character encoding of the files: `utf-8`, `utf-8-sig` (drops a byte-order mark), or a code page "
+            "such as `cp949`, `euc-kr`, `shift_jis`, `gb18030`, `big5`, `cp1252`, `latin-1`. Bytes that do "
+            "not decode become U+FFFD. UTF-16 and UTF-32 are refused (their line end is not one byte).",
+            extra={"kind": "encoding"},
+        ),
+    ] = "utf-8"
     fingerprint_bytes: Annotated[
         int,
         _opt(
@@ -114,6 +125,9 @@ class TailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     ] = 256 * 1024
 
     def __post_init__(self) -> None:
+        problem = encoding_problem(self.encoding)
+        if problem is not None:
+            raise ValueError(problem)
         if self.multiline_start is not None:
             try:
                 re.compile(self.multiline_start)

@@ -331,6 +331,7 @@ class Agent:
                     multiline_start=spec.multiline_start or None,
                     multiline_timeout_s=spec.multiline_timeout_s,
                     detect_level=spec.detect_level,
+                    encoding=spec.encoding,
                 )
                 await reader.run(emit)
             return
