@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -474,3 +475,27 @@ async def test_path_and_level_detection_can_be_turned_off(tmp_path: Path) -> Non
     (entry,) = spool.entries
     assert (entry.path, entry.level, entry.fields) == ("", Level.INFO, {"input": "web"})
     assert all(key.startswith("web:") for key in spool.checkpoints)
+
+
+async def test_a_pattern_that_follows_no_file_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder given where files are meant is a warning with the pattern to give instead; a pattern with
+    nothing there yet is said once, and again when files appear: never once per rescan."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    later = tmp_path / "later"
+    spool = FakeSpool()
+    caplog.set_level(logging.INFO, logger="logferry.inputs.tail")
+    async with running(tail([str(folder), str(later / "*.log")]), spool):
+        await asyncio.sleep(0.3)  # many rescans
+        later.mkdir()
+        append(later / "a.log", "one\n")
+        await until(lambda: spool.msgs() == ["one"], "the file that appeared")
+        await asyncio.sleep(0.2)
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count(f"tail input 'tail': {folder} matches folders, not files ({folder}); follow the files "
+                      f"in it with a pattern such as {folder / '*.log'}") == 1  # fmt: skip
+    assert [r.levelno for r in caplog.records if "matches folders" in r.getMessage()] == [logging.WARNING]
+    assert sum("no file matches" in m for m in said) == 1
+    assert sum(m == f"tail input 'tail': {later / '*.log'} now matches 1 file(s)" for m in said) == 1

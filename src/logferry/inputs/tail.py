@@ -114,6 +114,7 @@ class TailInput:
         self._files: dict[FileId, _File] = {}
         self._known: dict[str, TailCheckpoint] = {}
         self._unreadable: set[str] = set()
+        self._matches: dict[str, str] = {}  # pattern -> what it matched last: files, folders or nothing
         self._entries: list[Entry] = []
         self._updates: dict[str, bytes] = {}
         self._batch_started_s = 0.0
@@ -163,6 +164,8 @@ class TailInput:
     def _rescan(self, now: float, *, initial: bool) -> None:
         found: dict[FileId, str] = {}
         for pattern in self.config.paths:
+            files = 0
+            folder = ""
             for path in sorted(glob.glob(pattern, recursive=True)):
                 if any(fnmatch.fnmatch(path, ex) for ex in self.config.exclude):
                     continue
@@ -173,6 +176,10 @@ class TailInput:
                     continue
                 if stat.S_ISREG(st.st_mode):
                     found.setdefault((st.st_dev, st.st_ino), path)
+                    files += 1
+                elif stat.S_ISDIR(st.st_mode) and not folder:
+                    folder = path
+            self._say_matches(pattern, files, folder)
         for ident, f in self._files.items():
             if ident in found:
                 del found[ident]
@@ -183,6 +190,24 @@ class TailInput:
                 log.info("%s was rotated away or deleted; draining it before forgetting it", f.path)
         for path in found.values():
             self._open(path, now, initial=initial)
+
+    def _say_matches(self, pattern: str, files: int, folder: str) -> None:
+        """Say once (until it changes) that a pattern follows no file: nothing there yet, or only folders."""
+        state = "files" if files else "folders" if folder else "nothing"
+        if self._matches.get(pattern, "files") == state:
+            self._matches[pattern] = state
+            return
+        self._matches[pattern] = state
+        name = self.config.name
+        if state == "folders":
+            log.warning("tail input %r: %s matches folders, not files (%s); follow the files in it with a "
+                        "pattern such as %s", name, pattern, shown(folder),
+                        shown(os.path.join(folder, "*.log")))  # fmt: skip
+        elif state == "nothing":
+            log.info("tail input %r: no file matches %s yet; looking again every %g s", name, pattern,
+                     self.config.glob_rescan_interval_s)  # fmt: skip
+        else:
+            log.info("tail input %r: %s now matches %d file(s)", name, pattern, files)
 
     def _open(self, path: str, now: float, *, initial: bool) -> None:
         try:
