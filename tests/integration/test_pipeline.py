@@ -173,19 +173,22 @@ def test_a_tailed_file_whose_name_is_not_utf8_is_shipped_under_an_escaped_path(
     assert sorted(chain.stored_numbers("dev-n")) == [1, 2, 3, 4]
 
 
-def test_a_log_in_a_korean_code_page_arrives_as_text(procs: Procs, tmp_path: Path) -> None:
-    """A Korean Windows program's log in cp949, tailed with `encoding = "cp949"`: the collector stores the
-    words, not replacement characters."""
+def test_logs_in_a_korean_code_page_and_in_utf16_arrive_as_text(procs: Procs, tmp_path: Path) -> None:
+    """A Korean Windows program's log in cp949 and another's in UTF-16 (byte-order mark, CRLF, as SQL
+    Server's ERRORLOG), each tailed with its `encoding`: the collector stores the words, not replacement
+    characters."""
     chain = start_chain(procs, tmp_path)
-    log = tmp_path / "app.log"
-    log.write_bytes("서버 시작 n=1\r\n오류: 연결 실패 n=2\r\n".encode("cp949"))
+    cp949, utf16 = tmp_path / "app.log", tmp_path / "ERRORLOG"
+    cp949.write_bytes("서버 시작 n=1\r\n오류: 연결 실패 n=2\r\n".encode("cp949"))
+    utf16.write_bytes("\ufeff시작 n=3\r\n오류 n=4\r\n".encode("utf-16-le"))
     config = tmp_path / "agent.toml"
     config.write_text(
         f'[agent]\nsource = "dev-k"\nrelay = "{chain.relay.address()}"\ndata_dir = "{tmp_path / "agent"}"\n'
-        f'[[agent.inputs]]\ntype = "tail"\npaths = ["{log}"]\nencoding = "cp949"\n',
+        f'[[agent.inputs]]\ntype = "tail"\npaths = ["{cp949}"]\nencoding = "cp949"\n'
+        f'[[agent.inputs]]\ntype = "tail"\nname = "errorlog"\npaths = ["{utf16}"]\nencoding = "utf-16"\n',
         encoding="utf-8",
     )
     procs.start("agent", "--config", str(config))
-    wait_until(lambda: chain.stored("dev-k") == 2, 20, "both lines at the collector")
-    rows = query(chain.records_db, "SELECT msg, level FROM records WHERE source = ? ORDER BY seq", "dev-k")
-    assert [msg for msg, _ in rows] == ["서버 시작 n=1", "오류: 연결 실패 n=2"]
+    wait_until(lambda: chain.stored("dev-k") == 4, 20, "the four lines at the collector")
+    rows = query(chain.records_db, "SELECT msg FROM records WHERE source = ?", "dev-k")
+    assert sorted(msg for (msg,) in rows) == ["서버 시작 n=1", "시작 n=3", "오류 n=4", "오류: 연결 실패 n=2"]

@@ -72,6 +72,45 @@ def test_cut_never_splits_a_utf8_character() -> None:
     assert all(p.decode() for p in framed.pieces)
 
 
+def _stream(framer: LineFramer, data: bytes, chunk: int, encoding: str) -> list[str]:
+    """Frame ``data`` as a tail does: read ``chunk`` bytes at the consumed offset, again and again."""
+    lines: list[str] = []
+    offset = 0
+    while offset < len(data):
+        window = data[offset : offset + chunk]
+        framed = framer.frame(window, 1000, at_eof=offset + len(window) >= len(data))
+        if not framed.consumed:  # no line end in the window: read more at once, as a tail does
+            chunk *= 2
+            continue
+        lines += [p.decode(encoding, "replace") for p in framed.pieces]
+        offset += framed.consumed
+    return lines
+
+
+@pytest.mark.parametrize(("encoding", "newline"), [("utf-16-le", b"\n\x00"), ("utf-16-be", b"\x00\n")])
+def test_utf16_lines_end_only_on_a_character_boundary(encoding: str, newline: bytes) -> None:
+    """UTF-16 text whose newline bytes also straddle two characters (U+0A41 U+4100 in little-endian,
+    U+4100 U+0A41 in big-endian), CRLF line ends and a character outside the BMP, read in windows of every
+    size from 2 to the whole: always the same lines, never cut at a straddling pair."""
+    text = "first\r\nstraddle \u0a41\u4100\u0a41 end\r\n\U0001f600 smile\n\nlast"
+    data = text.encode(encoding)
+    at = [i for i in range(len(data) - 1) if data[i : i + 2] == newline]
+    assert any(i % 2 for i in at)  # the newline's bytes straddle two characters somewhere
+    want = ["first\r", "straddle \u0a41\u4100\u0a41 end\r", "\U0001f600 smile", "", "last"]
+    for chunk in range(2, len(data) + 1):
+        assert _stream(LineFramer(1000, newline=newline), data, chunk, encoding) == want, chunk
+    assert LineFramer(1000, newline=newline).has_line_end("a\u0a41\u4100b".encode(encoding)) is False
+
+
+def test_a_long_utf16_line_is_cut_between_characters_never_inside_a_pair() -> None:
+    framer = LineFramer(8, newline=b"\n\x00")
+    data = "abc\U0001f600defgh\n".encode("utf-16-le")  # the pair would straddle the first cut at 8 bytes
+    framed = framer.frame(data, 10)
+    assert [p.decode("utf-16-le") for p in framed.pieces] == ["abc", "\U0001f600de", "fgh"]
+    assert framed.parts == [1, 2, -3] and framed.consumed == len(data)
+    assert all(len(p) % 2 == 0 for p in framed.pieces)
+
+
 def test_framer_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="max_line_bytes"):
         LineFramer(1)

@@ -389,17 +389,46 @@ async def test_files_in_a_code_page_are_decoded_with_their_encoding(tmp_path: Pa
         assert await read(log, encoding) == text.replace("\r", "").splitlines(), encoding
 
 
-def test_an_encoding_must_read_its_line_end_as_one_byte() -> None:
+def test_an_encoding_must_read_its_line_end_as_one_byte_or_be_utf16_in_a_tail() -> None:
     for good in ("utf-8", "UTF8", "utf-8-sig", "cp949", "euc-kr", "shift_jis", "gb18030", "big5", "cp1252",
                  "latin-1", "ascii"):  # fmt: skip
         assert encoding_problem(good) is None, good
-    assert "line end is 2 bytes" in str(encoding_problem("utf-16"))
-    assert "line end is 4 bytes" in str(encoding_problem("utf-32-be"))
+    for utf16 in ("utf-16", "UTF-16LE", "utf-16-be"):
+        assert encoding_problem(utf16, utf16=True) is None  # a tail input frames UTF-16 itself
+        assert "line end is 2 bytes" in str(encoding_problem(utf16))  # stdin does not
+    assert "line end is 4 bytes" in str(encoding_problem("utf-32-be", utf16=True))
     assert "does not read ASCII" in str(encoding_problem("cp037"))  # EBCDIC
     assert "not a character encoding" in str(encoding_problem("base64"))
     assert "unknown encoding 'klingon'" in str(encoding_problem("klingon"))
-    with pytest.raises(msgspec.ValidationError, match="line end is 2 bytes"):
-        msgspec.convert({"paths": ["x"], "encoding": "utf-16"}, TailConfig)
+    assert msgspec.convert({"paths": ["x"], "encoding": "utf-16"}, TailConfig).encoding == "utf-16"
+    with pytest.raises(msgspec.ValidationError, match="line end is 4 bytes"):
+        msgspec.convert({"paths": ["x"], "encoding": "utf-32"}, TailConfig)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+async def test_a_utf16_log_is_followed_exactly_once_across_restarts(tmp_path: Path, encoding: str) -> None:
+    """A Windows program's UTF-16 log (byte-order mark, CRLF, Korean, an emoji) appended in pieces that end
+    inside a line and inside a character, the reader restarted from its checkpoint each time: every line
+    once, the mark on none."""
+    log = tmp_path / "ERRORLOG"
+    codec = "utf-16-le" if encoding == "utf-16" else encoding
+    append(log, "\ufeff".encode(codec))
+    expected: list[str] = []
+    spool = FakeSpool()
+    for generation in range(3):
+        batch = [f"g{generation} 오류 \U0001f600 n={i} " + "." * 30 for i in range(40)]
+        expected += batch
+        data = "".join(line + "\r\n" for line in batch).encode(codec)
+        half = len(data) // 2 + 1  # an odd cut: inside a character
+        async with running(tail([str(log)], checkpoints=spool.checkpoints, encoding=encoding), spool):
+            total = len(expected)
+            append(log, data[:half])
+            await until(lambda: len(spool.entries) >= total - 20, "the complete lines")  # noqa: B023
+            append(log, data[half:])
+            await until(lambda: len(spool.entries) >= total, "the rest")  # noqa: B023
+    async with running(tail([str(log)], checkpoints=spool.checkpoints, encoding=encoding), spool):
+        await asyncio.sleep(0.1)  # a few more polls: nothing may come twice
+    assert spool.msgs() == expected
 
 
 async def test_backpressure_stops_reading(tmp_path: Path) -> None:

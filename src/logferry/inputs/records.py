@@ -26,8 +26,18 @@ from logferry.inputs.levels import DEFAULT_LEVEL, detect_level
 from logferry.inputs.multiline import MultilineJoiner
 from logferry.model import Entry
 
+_UTF16 = {"utf-16": ("utf-16-le", b"\n\x00"), "utf-16-le": ("utf-16-le", b"\n\x00"),
+          "utf-16-be": ("utf-16-be", b"\x00\n")}  # fmt: skip
 
-def encoding_problem(name: str) -> str | None:
+
+def line_format(encoding: str) -> tuple[str, bytes]:
+    """The codec to decode a line with, and the bytes that end one. ``utf-16`` is little-endian (as
+    Windows writes it); a byte-order mark at a file's start is dropped (``RecordAssembler``)."""
+    canonical = codecs.lookup(encoding).name
+    return _UTF16.get(canonical, (canonical, b"\n"))
+
+
+def encoding_problem(name: str, *, utf16: bool = False) -> str | None:
     """What is wrong with ``name`` as the character encoding of a line-based input, or None. Lines are
     framed on the byte ``\\n`` before they are decoded, so the codec must read ``\\r``, ``\\n`` and ASCII
     letters as themselves, and take any bytes (what does not decode becomes U+FFFD): UTF-8 (``utf-8-sig``
@@ -38,9 +48,12 @@ def encoding_problem(name: str) -> str | None:
     except LookupError:
         return (f"unknown encoding {name!r}: give a codec name Python knows, such as utf-8, cp949, euc-kr, "
                 "shift_jis, gb18030, cp1252 or latin-1")  # fmt: skip
+    if utf16 and canonical in _UTF16:
+        return None
     if canonical.startswith(("utf-16", "utf-32")):
-        return (f"encoding {name!r} is not supported: its line end is {2 if '16' in canonical else 4} bytes; "
-                "have the program write UTF-8, or convert its files")  # fmt: skip
+        wide, where = (2, "here (a tail input reads UTF-16)") if "16" in canonical else (4, "(UTF-32)")
+        return (f"encoding {name!r} is not supported {where}: its line end is {wide} bytes; have the program "
+                "write UTF-8, or convert its files")  # fmt: skip
     try:
         fits = b"ab\r\n".decode(canonical, "replace") == "ab\r\n"
         b"\xff\xfe\x80\x00\n".decode(canonical, "replace")  # bad bytes are replaced, never an exception
@@ -56,7 +69,9 @@ def encoding_problem(name: str) -> str | None:
 class RecordAssembler:
     """Builds entries for one source (one file, or stdin); see the module docstring."""
 
-    __slots__ = ("detect_levels", "encoding", "fields", "host", "joiner", "path", "safe_offset")
+    __slots__ = (
+        "detect_levels", "encoding", "fields", "host", "joiner", "newline_bytes", "path", "safe_offset",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -70,7 +85,9 @@ class RecordAssembler:
         offset: int = 0,
         encoding: str = "utf-8",
     ) -> None:
-        self.encoding = codecs.lookup(encoding).name  # checked by the config (encoding_problem)
+        # Checked by the config (encoding_problem); UTF-16 lines end with two bytes (framing.LineFramer).
+        self.encoding, newline = line_format(encoding)
+        self.newline_bytes = len(newline)
         self.host = host
         self.path = path
         self.fields = fields
@@ -80,7 +97,7 @@ class RecordAssembler:
 
     def feed(self, framed: Framed, base: int, ts_ns: int, now_s: float, out: list[Entry]) -> None:
         """Append the entries ``framed`` completes to ``out``; ``base`` is the offset of its first byte."""
-        if self.joiner is None and framed.parts is None:
+        if self.joiner is None and framed.parts is None and self.newline_bytes == 1:
             self._feed_plain(framed.pieces, ts_ns, out)
             self.safe_offset = base + framed.consumed
             return
@@ -118,13 +135,16 @@ class RecordAssembler:
         joiner = self.joiner
         parts = framed.parts
         offset = base
+        newline = self.newline_bytes
         for i, raw in enumerate(framed.pieces):
             code = parts[i] if parts is not None else WHOLE
             text = raw.decode(self.encoding, "replace")
+            if offset == 0 and newline == 2 and text.startswith("\ufeff"):
+                text = text[1:]  # UTF-16's byte-order mark at the file's start is no part of a line
             if code <= 0 and text.endswith("\r"):
                 text = text[:-1]
             start = offset
-            offset += len(raw) + (0 if code > 0 else 1)
+            offset += len(raw) + (0 if code > 0 else newline)
             if code != WHOLE:
                 # A part of an over-long line: complete any pending record first so order is kept.
                 self.flush(ts_ns, out)

@@ -51,7 +51,7 @@ from logferry.inputs.file_identity import (
     pread,
 )
 from logferry.inputs.framing import LineFramer
-from logferry.inputs.records import RecordAssembler
+from logferry.inputs.records import RecordAssembler, line_format
 from logferry.inputs.tail_config import ReadFrom, TailConfig
 from logferry.model import Entry
 from logferry.paths import shown
@@ -115,6 +115,7 @@ class TailInput:
         self._known: dict[str, TailCheckpoint] = {}
         self._unreadable: set[str] = set()
         self._matches: dict[str, str] = {}  # pattern -> what it matched last: files, folders or nothing
+        self._newline = line_format(config.encoding)[1]
         self._entries: list[Entry] = []
         self._updates: dict[str, bytes] = {}
         self._batch_started_s = 0.0
@@ -250,13 +251,13 @@ class TailInput:
                 self.stats.replaced += 1
                 log.info("%s is not the file checkpointed under its inode; reading it from the start", path)
         elif initial and self.config.read_from is ReadFrom.END:
-            offset = st.st_size
+            offset = st.st_size - st.st_size % len(self._newline)  # UTF-16: on a character boundary
         f = _File(
             key=key,
             ident=ident,
             path=path,
             fd=fd,
-            framer=LineFramer(self.config.max_line_bytes, part),
+            framer=LineFramer(self.config.max_line_bytes, part, self._newline),
             assembler=self._assembler(path, offset),
             offset=offset,
             fp_len=len(head),
@@ -401,7 +402,7 @@ class TailInput:
             self.stats.read_errors += 1
             log.warning("cannot read the end of %s (%s); its last partial line is lost", f.path, exc)
             data = b""
-        if b"\n" not in data and len(data) <= self.config.max_line_bytes:  # else it grew: keep reading it
+        if not f.framer.has_line_end(data) and len(data) <= self.config.max_line_bytes:  # else it grew
             framed = f.framer.frame(data, 1, at_eof=True)
             before = len(self._entries)
             f.assembler.feed(framed, f.offset, ts_ns, now, self._entries)

@@ -101,10 +101,11 @@ class TailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     encoding: Annotated[
         str,
         _opt(
-            "Character encoding of the files: `utf-8`, `utf-8-sig` (drops a byte-order mark), or a code page "
+            "Character encoding of the files: `utf-8`, `utf-8-sig` (drops a byte-order mark), `utf-16` "
+            "(as Windows writes it: little-endian, byte-order mark dropped; or `utf-16-be`), or a code page "
             "such as `cp949`, `euc-kr`, `shift_jis`, `gb18030`, `big5`, `cp1252`, `latin-1`. Bytes that do "
-            "not decode become U+FFFD. UTF-16 and UTF-32 are refused (their line end is not one byte).",
-            extra={"kind": "encoding"},
+            "not decode become U+FFFD.",
+            extra={"kind": "tail_encoding"},
         ),
     ] = "utf-8"
     fingerprint_bytes: Annotated[
@@ -125,7 +126,7 @@ class TailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     ] = 256 * 1024
 
     def __post_init__(self) -> None:
-        problem = encoding_problem(self.encoding)
+        problem = encoding_problem(self.encoding, utf16=True)
         if problem is not None:
             raise ValueError(problem)
         if self.multiline_start is not None:
