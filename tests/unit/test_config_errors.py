@@ -303,3 +303,30 @@ def test_random_toml_text_never_crashes(tmp_path_factory: pytest.TempPathFactory
     path.write_text(text, encoding="utf-8")
     report = check_file(path, Role.RELAY)
     assert report.ok or all(p.startswith(str(path)) for p in report.problems)
+
+
+HINT = (
+    "a Windows path in double quotes, where \\n, \\t… are escapes? Write it in single quotes "
+    "('C:\\logs\\app.log'), with forward slashes, or with each backslash doubled"
+)
+
+
+def test_a_windows_path_in_double_quotes_is_explained(tmp_path: Path) -> None:
+    """In TOML's double quotes a backslash starts an escape: "C:\\new\\tmp" is valid and names no file (a
+    newline and a tab), "C:\\logferry" is no TOML at all. Both say what to write instead; single quotes,
+    forward slashes and doubled backslashes pass."""
+    agent = tmp_path / "agent.toml"
+    agent.write_text(
+        '[agent]\ndata_dir = "C:\\new\\tmp"\n[[agent.inputs]]\ntype = "tail"\n'
+        'paths = [\'D:\\fine\\*.log\', "E:/also/fine.log", "F:\\\\doubled\\\\x.log", "G:\\tabbed.log"]\n'
+    )
+    assert check_file(agent, Role.AGENT).problems == [
+        f"{agent}: agent.data_dir: \"C:\\new\\tmp\" holds a control character ('\\n'): {HINT}",
+        f"{agent}: agent.inputs[0].paths[3]: \"G:\\tabbed.log\" holds a control character ('\\t'): {HINT}",
+    ]
+    relay = tmp_path / "relay.toml"
+    relay.write_text('[relay]\ndata_dir = "C:\\logferry"\n')
+    assert check_file(relay, Role.RELAY).problems == [
+        f"{relay}: line 2, column 17: invalid TOML: Unescaped '\\' in a string: write a Windows path in "
+        "single quotes ('C:\\logs\\app.log'), with forward slashes, or with each backslash doubled"
+    ]

@@ -60,7 +60,12 @@ def read_document(path: Path) -> dict[str, Any]:
         if m is None:
             raise ConfigError(f"invalid TOML: {exc}", path=str(path)) from None
         where = f"line {m['line']}, column {m['col']}"
-        raise ConfigError(f"{where}: invalid TOML: {m['what']}", path=str(path)) from None
+        what = m["what"]
+        if "Unescaped '\\'" in what:
+            # Most often a Windows path in double quotes, where a backslash starts an escape.
+            what += (": write a Windows path in single quotes ('C:\\logs\\app.log'), with forward "
+                     "slashes, or with each backslash doubled")  # fmt: skip
+        raise ConfigError(f"{where}: invalid TOML: {what}", path=str(path)) from None
 
 
 def load(

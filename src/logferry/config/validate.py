@@ -263,6 +263,30 @@ def _cross_checks(cfg: AnyConfig, role: Role, out: Problems) -> None:
     if isinstance(cfg, RelayConfig):
         _, problems = RuleSet.compile(cfg.rules, cfg.default_action, out.path, f"{r}.rules")
         out.items.extend(problems)
+    for key, value in _paths_of(cfg, r):
+        control = next((c for c in value if ord(c) < 32), None)
+        if control is not None:
+            # "C:\new\tmp" in double quotes is valid TOML: a newline and a tab, never a file anyone has.
+            out.add(key, f"{show(value)} holds a control character ({control!r}): {WINDOWS_PATH_HINT}")
+
+
+WINDOWS_PATH_HINT = (
+    "a Windows path in double quotes, where \\n, \\t… are escapes? Write it in single quotes "
+    "('C:\\logs\\app.log'), with forward slashes, or with each backslash doubled"
+)
+
+
+def _paths_of(cfg: AnyConfig, r: str) -> list[tuple[str, str]]:
+    """Every file or folder path the config names, with its key."""
+    found = [(f"{r}.data_dir", cfg.data_dir)]
+    found += [(f"{r}.{name}", getattr(cfg, name)) for name in ("token_file", "devices_file", *_FILE_OPTIONS)
+              if isinstance(getattr(cfg, name, None), str)]  # fmt: skip
+    for i, spec in enumerate(getattr(cfg, "inputs", ())):
+        for name in ("paths", "exclude"):
+            found += [(f"{r}.inputs[{i}].{name}[{j}]", p) for j, p in enumerate(getattr(spec, name, ()))]
+        if isinstance(getattr(spec, "move_to", None), str):
+            found.append((f"{r}.inputs[{i}].move_to", spec.move_to))
+    return found
 
 
 _FILE_OPTIONS = frozenset(
