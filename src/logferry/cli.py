@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from logferry.lifecycle import StopSignal, run_role, setup_logging, spare_full_c
 log = logging.getLogger("logferry")
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + 13  # as a process killed by SIGPIPE, like head's other writers
 
 
 def _role_parser(
@@ -176,3 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LogferryError as exc:
         print(f"logferry: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`logferry held list | head`): stop quietly, as the shell's tools do. Python
+        # would otherwise print a traceback, and again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

@@ -101,3 +101,16 @@ def test_repeated_signals_never_hang(procs: Procs, tmp_path: Path) -> None:
     os.kill(collector.pid, signal.SIGINT)
     # Either the drain finished before the second signal (0) or the second forced the exit (130).
     assert collector.popen.wait(10) in (0, 130)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """`logferry … | head -1`: when the reader has closed the pipe, the command stops with 141 (as a tool
+    killed by SIGPIPE) and no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logferry", "init", "relay"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has even started: its first write finds no reader
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == b""
