@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from tests.integration.pipeline import (
     start_chain,
     write_lines,
 )
-from tests.integration.procs import Procs, query, read_ready, wait_until
+from tests.integration.procs import Proc, Procs, query, read_ready, wait_until
 
 
 def wait_complete(chain: Chain, source: str, n: int, timeout_s: float) -> None:
@@ -192,3 +193,43 @@ def test_logs_in_a_korean_code_page_and_in_utf16_arrive_as_text(procs: Procs, tm
     wait_until(lambda: chain.stored("dev-k") == 4, 20, "the four lines at the collector")
     rows = query(chain.records_db, "SELECT msg FROM records WHERE source = ?", "dev-k")
     assert sorted(msg for (msg,) in rows) == ["서버 시작 n=1", "시작 n=3", "오류 n=4", "오류: 연결 실패 n=2"]
+
+
+def test_a_second_device_under_the_same_source_is_refused_and_loses_nothing(
+    procs: Procs, tmp_path: Path
+) -> None:
+    """Two devices configured with one source name (an image cloned with its config): each spool numbers
+    from 1, and the relay once took the second's records for copies of the first's and acknowledged them
+    away. Now the relay binds the source to the first spool and refuses the second, which keeps its records
+    and says why; given a name of its own, the same spool delivers every one."""
+    chain = start_chain(procs, tmp_path)
+
+    def device(data: str, source: str, lines: list[str]) -> Proc:
+        proc = procs.start(
+            "agent", "--data", str(tmp_path / data), "--relay", chain.relay.address(), "--source", source,
+            "--stdin", "--set", "reconnect_max_s=0.5", stdin=subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.popen.stdin is not None
+        proc.popen.stdin.write("".join(f"{line}\n" for line in lines).encode())
+        proc.popen.stdin.close()
+        return proc
+
+    def stored() -> list[tuple[str, str]]:
+        return sorted((s, m) for s, m in query(chain.records_db, "SELECT source, msg FROM records"))
+
+    a_lines, b_lines = ["a1", "a2", "a3"], ["b1", "b2", "b3", "b4", "b5"]
+    assert device("agent-a", "twin", a_lines).popen.wait(30) == 0  # exits once all are acknowledged
+    second = device("agent-b", "twin", b_lines)
+    wait_until(lambda: "is numbered by another spool" in second.log_text(), 20, "the second device refused")
+    assert "refused device twin" in chain.relay.log_text()
+    time.sleep(1.0)  # it tries again with its back-off: refused every time, nothing taken
+    assert second.popen.poll() is None  # still waiting for its acknowledgements
+    assert stored() == [("twin", m) for m in a_lines]
+    second.terminate()
+    assert device("agent-a", "twin", ["a4"]).popen.wait(30) == 0  # the first device is still welcome
+    # The second device under a name of its own: the records its spool kept arrive, then the new line.
+    assert device("agent-b", "twin-b", ["b6"]).popen.wait(30) == 0
+    wait_until(lambda: len(stored()) == 10, 20, "all ten records at the collector")
+    assert stored() == sorted(
+        [("twin", m) for m in [*a_lines, "a4"]] + [("twin-b", m) for m in [*b_lines, "b6"]]
+    )

@@ -67,7 +67,7 @@ SHA = bytes(range(32))
 GOLDEN: list[tuple[Message, str]] = [
     (
         Hello([1], 1, "agent-1", NONCE_C, "lf/0.1"),
-        "000000269601910101a76167656e742d31c410000102030405060708090a0b0c0d0e0fa66c662f302e31",
+        "000000279701910101a76167656e742d31c410000102030405060708090a0b0c0d0e0fa66c662f302e31a0",
     ),
     (Challenge(1, NONCE_S), "00000015930201c410a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"),
     (Auth(b"\x11" * 32), "000000249203c420" + "11" * 32),
@@ -119,6 +119,11 @@ GOLDEN: list[tuple[Message, str]] = [
     (
         FileBundleAck(7, [FileNack("d/files", 2, 1, "bad", False)]),
         "00000015931d079196" + "11a7642f66696c65730201a3626164c2",
+    ),
+    (
+        Hello([1], 1, "agent-1", NONCE_C, "lf/0.1", "0123456789abcdef"),
+        "000000379701910101a76167656e742d31c410000102030405060708090a0b0c0d0e0fa66c662f302e31"
+        "b030313233343536373839616263646566",
     ),
 ]
 IDS = [f"{type(m).__name__}-{i}" for i, (m, _) in enumerate(GOLDEN)]

@@ -73,6 +73,7 @@ class ClientConnection(BaseConnection[ClientEvent]):
         max_frame_bytes: int,
         software: str = "",
         handshake_timeout_s: float = 10.0,
+        spool: str = "",
     ) -> None:
         super().__init__(Side.CLIENT, State.IDLE, max_frame_bytes, handshake_timeout_s)
         if len(client_nonce) != NONCE_BYTES:
@@ -84,6 +85,7 @@ class ClientConnection(BaseConnection[ClientEvent]):
         self._token = token or None  # an empty token means "no token", never an empty HMAC key
         self._client_nonce = client_nonce
         self._software = software
+        self._spool = spool
         self.version = 0
         self._server_nonce = b""
         self.credit = 0
@@ -213,8 +215,9 @@ class ClientConnection(BaseConnection[ClientEvent]):
     def start(self, now: float) -> bytes:
         """The Hello frame; starts the handshake timer."""
         hello = Hello(
-            list(SUPPORTED_VERSIONS), int(self.role), self.source, self._client_nonce, self._software
-        )
+            list(SUPPORTED_VERSIONS), int(self.role), self.source, self._client_nonce, self._software,
+            self._spool,
+        )  # fmt: skip
         frame = self._send(hello)
         self._last_send = self._last_recv = now
         self._handshake_deadline = now + self._handshake_timeout_s

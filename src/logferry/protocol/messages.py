@@ -48,13 +48,17 @@ class _Msg(msgspec.Struct, array_like=True, frozen=True, tag_field="t"):
 
 
 class Hello(_Msg, tag=1, frozen=True):
-    """Client → server, first frame. ``nonce`` is the client's challenge half."""
+    """Client → server, first frame. ``nonce`` is the client's challenge half. ``spool``: an agent's spool
+    id, random and fixed for the life of its spool (docs/PROTOCOL.md §7): a relay binds a source to the first
+    spool that speaks for it and refuses another, which would number the same seqs again. Servers that
+    predate it ignore the trailing element."""
 
     versions: list[int]
     role: int
     source: str
     nonce: bytes
     software: str = ""
+    spool: str = ""
 
 
 class Challenge(_Msg, tag=2, frozen=True):

@@ -100,6 +100,7 @@ class ServerConnection(BaseConnection[ServerEvent]):
         self._last_send = self._last_recv = now
         self._handshake_deadline = now + handshake_timeout_s
         self.source = ""
+        self.spool = ""
         self.role = PeerRole.AGENT
         self.version = 0
         self._client_nonce = b""
@@ -182,6 +183,7 @@ class ServerConnection(BaseConnection[ServerEvent]):
                 Code.VERSION,
             )
         self.source, self.role, self.version = msg.source, PeerRole(msg.role), max(common)
+        self.spool = msg.spool[:64]
         self._client_nonce = msg.nonce
         self._queue(Challenge(self.version, self._server_nonce))
 
@@ -201,7 +203,7 @@ class ServerConnection(BaseConnection[ServerEvent]):
                     f"source {self.source!r} failed the token check (wrong token)", Code.UNAUTHORIZED
                 )
         self._token = token
-        return Authenticated(self.source, self.role, self.version)
+        return Authenticated(self.source, self.role, self.version, self.spool)
 
     def welcome(self, acked_through: int) -> bytes:
         """The Welcome frame, after ``Authenticated``; ``acked_through`` comes from the app's store."""

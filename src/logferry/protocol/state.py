@@ -168,6 +168,7 @@ class Authenticated:
     source: str
     role: PeerRole
     version: int
+    spool: str = ""  # the agent's spool id ("" from a relay, or an agent that predates it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -220,6 +220,7 @@ class Agent:
                 reconnect_max_s=cfg.reconnect_max_s,
                 tls=relay_tls.context if relay_tls else None,
                 server_hostname=relay_tls.server_hostname if relay_tls else "",
+                spool=spool.spool_id,
             ),
             queue,
             on_open=lambda welcome: self._on_open(spool, welcome),

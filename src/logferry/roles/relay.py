@@ -79,6 +79,17 @@ class RelaySink(FileIntakeSink):
     async def opened(self, peer: Authenticated, address: str) -> int:
         if peer.role is not PeerRole.AGENT:
             raise BatchRefused(Code.PROTOCOL, "only agents connect to a relay's logferry/1 port", False)
+        if peer.spool and (other := await self.journal.bind_spool(peer.source, peer.spool)) is not None:
+            log.error("refused device %s from %s: its spool %s is not spool %s, which numbered this source's "
+                      "items so far (a second device with the same source name, or this device's spool was "
+                      "reset): its seqs would repeat ones held here; give that device a source name of its "
+                      "own", peer.source, address, peer.spool, other)  # fmt: skip
+            raise BatchRefused(
+                Code.SOURCE_MISMATCH,
+                f"source {peer.source!r} is numbered by another spool ({other}) at this relay, not this one "
+                f"({peer.spool}): give this device a source name of its own",
+                retry=True,
+            )
         self.devices[address] = peer.source
         self.peers.opened(peer.source, address)
         log.info("device %s connected from %s", peer.source, address)

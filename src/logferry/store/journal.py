@@ -127,6 +127,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX file_items_waiting ON file_items(received_ns) WHERE sent = 0 AND fate IN (1, 5);
     """,
+    # Which agent spool speaks for each source (roles/relay.py): the first to connect. Another spool under the
+    # same name (a cloned device, a reset spool) would number seqs this journal holds already, and they would
+    # be taken for duplicates: it is refused.
+    """
+    CREATE TABLE spools(
+        source TEXT PRIMARY KEY, spool TEXT NOT NULL, bound_ns INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -157,6 +165,7 @@ class Journal:
         self._codec = codec
         self._keep = keep_acked_outbox_bytes
         self._acked: dict[str, int] = {}
+        self._spools: dict[str, str] = {}  # source -> the spool bound to it (read through to the table)
 
     @classmethod
     async def open(
@@ -184,6 +193,22 @@ class Journal:
     def acked_through(self, source: str) -> int:
         """The highest seq of ``source`` up to which every seq is journaled (0: none); from memory."""
         return self._acked.get(source, 0)
+
+    async def bind_spool(self, source: str, spool: str) -> str | None:
+        """Bind ``source`` to the agent spool ``spool`` unless it is bound already; None if it is now bound
+        to ``spool``, else the other spool it belongs to."""
+        known = self._spools.get(source)
+        if known is None:
+
+            def run(conn: sqlite3.Connection) -> str:
+                row = conn.execute("SELECT spool FROM spools WHERE source = ?", (source,)).fetchone()
+                if row is not None:
+                    return str(row[0])
+                conn.execute("INSERT INTO spools VALUES (?, ?, ?)", (source, spool, time.time_ns()))
+                return spool
+
+            known = self._spools[source] = await self._db.write(run)
+        return None if known == spool else known
 
     def _note(self, source: str, at: int) -> None:
         if at > self._acked.get(source, 0):

@@ -57,6 +57,12 @@ MIGRATIONS: tuple[str, ...] = (
         updated_ns INTEGER NOT NULL
     );
     """,
+    # The spool's id, random and fixed for its life: the agent says it in Hello, and a relay refuses another
+    # spool for a source it has items of (a cloned device, or this spool reset, would number them again).
+    """
+    ALTER TABLE meta ADD COLUMN spool_id TEXT NOT NULL DEFAULT '';
+    UPDATE meta SET spool_id = lower(hex(randomblob(8)));
+    """,
 )
 
 _marks_encoder = msgspec.msgpack.Encoder()
@@ -93,6 +99,7 @@ class Spool:
         self._next_seq = 1
         self._acked_through = 0
         self._unacked_bytes = 0
+        self.spool_id = ""  # random, fixed for the spool's life: said in Hello (a relay binds a source to it)
         self._room = asyncio.Event()
 
     @classmethod
@@ -107,15 +114,17 @@ class Spool:
         db = await Database.open(path, MIGRATIONS, durability, "spool", application_id=SPOOL_APPLICATION_ID)
         spool = cls(db, max_unacked_bytes, keep_acked_bytes, codec)
 
-        def load(conn: sqlite3.Connection) -> tuple[int, int, int]:
-            next_seq, acked = conn.execute("SELECT next_seq, acked_through FROM meta").fetchone()
+        def load(conn: sqlite3.Connection) -> tuple[int, int, int, str]:
+            next_seq, acked, spool_id = conn.execute(
+                "SELECT next_seq, acked_through, spool_id FROM meta"
+            ).fetchone()
             (unacked,) = conn.execute(
                 "SELECT COALESCE(SUM(bytes), 0) FROM batches WHERE acked = 0"
             ).fetchone()
-            return int(next_seq), int(acked), int(unacked)
+            return int(next_seq), int(acked), int(unacked), str(spool_id)
 
         try:
-            spool._next_seq, spool._acked_through, unacked = await db.read(load)
+            spool._next_seq, spool._acked_through, unacked, spool.spool_id = await db.read(load)
         except BaseException:
             await db.close()
             raise

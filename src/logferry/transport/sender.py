@@ -89,6 +89,7 @@ class SenderConfig:
     reconnect_max_s: float = 30.0
     write_timeout_s: float = 30.0
     software: str = "logferry"
+    spool: str = ""  # an agent's spool id, sent in Hello (a relay refuses a second spool for one source)
     tls: ssl.SSLContext | None = None  # TLS toward the server; its certificate is verified (logferry.tls)
     server_hostname: str = ""  # the name the server's certificate must carry; "" = host
 
@@ -236,6 +237,7 @@ class Sender:
             max_frame_bytes=cfg.max_frame_bytes,
             software=cfg.software,
             handshake_timeout_s=cfg.handshake_timeout_s,
+            spool=cfg.spool,
         )
         wire = Wire(reader, writer, conn, peer=self.target, write_timeout_s=cfg.write_timeout_s)
         opened = False

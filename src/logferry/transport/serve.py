@@ -282,7 +282,11 @@ class _Session:
                 if isinstance(event, Authenticated):
                     self._check_identity(event)
                     self.peer = event
-                    acked_through = await self.sink.opened(event, self.address)
+                    try:
+                        acked_through = await self.sink.opened(event, self.address)
+                    except BatchRefused as exc:  # the sink will not have this peer: say why, then close
+                        self.wire.writer.write(self.wire.conn.fail(exc.code, exc.reason[:500]))
+                        raise RemoteProtocolError(exc.reason, exc.code) from None
                     await self.wire.write(self.wire.conn.welcome(acked_through))
                     if isinstance(self.sink, ResendAsker):
                         self.sink.attach_asker(event, self.address, self.request_resend)
