@@ -84,6 +84,27 @@ async def test_stdin_from_a_regular_file(tmp_path: Path) -> None:
     assert spool.entries[0].level == Level.ERROR
 
 
+@pytest.mark.parametrize(
+    ("encoding", "data"),
+    [  # PowerShell 5 pipes UTF-16 with a byte-order mark; a Korean console program writes cp949
+        ("utf-16", "\ufeff오류 n=1\r\n\u0a41\u4100 n=2\r\nlast".encode("utf-16-le")),
+        ("cp949", "오류 n=1\r\n경고 n=2\r\nlast".encode("cp949")),
+    ],
+)
+async def test_stdin_in_utf16_or_a_code_page(tmp_path: Path, encoding: str, data: bytes) -> None:
+    path = tmp_path / "in.log"
+    path.write_bytes(data)
+    spool = FakeSpool()
+    with path.open("rb") as f:
+        async with stdin_source(f) as source:
+            await asyncio.wait_for(
+                StdinInput(source, "h", time.time_ns, encoding=encoding).run(spool.emit), 5
+            )
+    assert spool.msgs() == data.decode("utf-16-le" if encoding == "utf-16" else encoding).lstrip(
+        "\ufeff"
+    ).replace("\r", "").split("\n")
+
+
 @pytest.mark.parametrize("redirect", ["file", "pipe", "devnull"])
 def test_agent_process_reads_its_own_stdin(tmp_path: Path, redirect: str) -> None:
     """The default ``stdin_source()`` (sys.stdin) in a real process, stdin redirected from a file or pipe."""

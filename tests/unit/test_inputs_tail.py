@@ -389,14 +389,13 @@ async def test_files_in_a_code_page_are_decoded_with_their_encoding(tmp_path: Pa
         assert await read(log, encoding) == text.replace("\r", "").splitlines(), encoding
 
 
-def test_an_encoding_must_read_its_line_end_as_one_byte_or_be_utf16_in_a_tail() -> None:
+def test_an_encoding_must_read_its_line_end_as_one_byte_or_be_utf16() -> None:
     for good in ("utf-8", "UTF8", "utf-8-sig", "cp949", "euc-kr", "shift_jis", "gb18030", "big5", "cp1252",
                  "latin-1", "ascii"):  # fmt: skip
         assert encoding_problem(good) is None, good
     for utf16 in ("utf-16", "UTF-16LE", "utf-16-be"):
-        assert encoding_problem(utf16, utf16=True) is None  # a tail input frames UTF-16 itself
-        assert "line end is 2 bytes" in str(encoding_problem(utf16))  # stdin does not
-    assert "line end is 4 bytes" in str(encoding_problem("utf-32-be", utf16=True))
+        assert encoding_problem(utf16) is None  # framed on two-byte boundaries
+    assert "line end is 4 bytes" in str(encoding_problem("utf-32-be"))
     assert "does not read ASCII" in str(encoding_problem("cp037"))  # EBCDIC
     assert "not a character encoding" in str(encoding_problem("base64"))
     assert "unknown encoding 'klingon'" in str(encoding_problem("klingon"))

@@ -118,8 +118,8 @@ class StdinInput(_Section, tag_field="type", tag="stdin"):
     encoding: Annotated[
         str,
         opt(
-            "Character encoding of the input, as for tail inputs: `utf-8`, `utf-8-sig`, `cp949`, "
-            "`shift_jis`, `cp1252`, `latin-1`…",
+            "Character encoding of the input, as for tail inputs: `utf-8`, `utf-8-sig`, `utf-16`, "
+            "`cp949`, `shift_jis`, `cp1252`, `latin-1`…",
             kind="encoding",
         ),
     ] = "utf-8"

@@ -93,7 +93,7 @@ def describe(tp: Any, plural: bool = False) -> str:
         text = '"host:port" or ""'
     elif kind == "regex":
         text = "a regex"
-    elif kind in ("encoding", "tail_encoding"):
+    elif kind == "encoding":
         text = 'a character encoding ("utf-8", "cp949", "latin-1"…)'
     elif kind == "file":
         text = "a file path"
@@ -220,8 +220,8 @@ def _check_kind(value: str, kind: str, key: str, out: Problems) -> None:
             parse_address(value)
         except ValueError as exc:
             out.add(key, str(exc))
-    elif kind in ("encoding", "tail_encoding"):
-        problem = encoding_problem(value, utf16=kind == "tail_encoding")
+    elif kind == "encoding":
+        problem = encoding_problem(value)
         if problem is not None:
             out.add(key, problem)
     elif kind == "regex" and value:

@@ -1,8 +1,8 @@
 """Turn framed byte lines into ``Entry`` objects, and know how far the output covers the source.
 
-Shared by every line-based input (tail, stdin). Per line: decode (UTF-8, or the input's ``encoding``: any
-codec whose line end is the byte ``\\n``, see ``encoding_problem``) with bad bytes replaced by U+FFFD (never
-an exception), strip a trailing ``\\r``, skip blank lines, join multiline records when a start
+Shared by every line-based input (tail, stdin). Per line: decode (UTF-8, or the input's ``encoding``: UTF-16,
+or any codec whose line end is the byte ``\\n``, see ``encoding_problem``) with bad bytes replaced by U+FFFD
+(never an exception), strip a trailing ``\\r``, skip blank lines, join multiline records when a start
 regex is configured, detect the level, and build the Entry. Parts of an over-long line carry the fields
 ``part`` ("1", "2", …) and, on the last one, ``part_last`` = "1"; they bypass multiline joining.
 
@@ -37,7 +37,7 @@ def line_format(encoding: str) -> tuple[str, bytes]:
     return _UTF16.get(canonical, (canonical, b"\n"))
 
 
-def encoding_problem(name: str, *, utf16: bool = False) -> str | None:
+def encoding_problem(name: str) -> str | None:
     """What is wrong with ``name`` as the character encoding of a line-based input, or None. Lines are
     framed on the byte ``\\n`` before they are decoded, so the codec must read ``\\r``, ``\\n`` and ASCII
     letters as themselves, and take any bytes (what does not decode becomes U+FFFD): UTF-8 (``utf-8-sig``
@@ -48,12 +48,11 @@ def encoding_problem(name: str, *, utf16: bool = False) -> str | None:
     except LookupError:
         return (f"unknown encoding {name!r}: give a codec name Python knows, such as utf-8, cp949, euc-kr, "
                 "shift_jis, gb18030, cp1252 or latin-1")  # fmt: skip
-    if utf16 and canonical in _UTF16:
-        return None
+    if canonical in _UTF16:
+        return None  # framed on two-byte boundaries (framing.LineFramer)
     if canonical.startswith(("utf-16", "utf-32")):
-        wide, where = (2, "here (a tail input reads UTF-16)") if "16" in canonical else (4, "(UTF-32)")
-        return (f"encoding {name!r} is not supported {where}: its line end is {wide} bytes; have the program "
-                "write UTF-8, or convert its files")  # fmt: skip
+        return (f"encoding {name!r} is not supported: its line end is 4 bytes; have the program write UTF-8 "
+                "or UTF-16, or convert its files")  # fmt: skip
     try:
         fits = b"ab\r\n".decode(canonical, "replace") == "ab\r\n"
         b"\xff\xfe\x80\x00\n".decode(canonical, "replace")  # bad bytes are replaced, never an exception

@@ -33,7 +33,7 @@ from typing import IO
 
 from logferry.inputs.emit import Emit
 from logferry.inputs.framing import LineFramer
-from logferry.inputs.records import RecordAssembler
+from logferry.inputs.records import RecordAssembler, line_format
 from logferry.model import Entry
 
 log = logging.getLogger("logferry.inputs.stdin")
@@ -71,7 +71,7 @@ class StdinInput:
         self._max_batch = max_batch_records
         self._max_wait_s = max_batch_wait_s
         self._timeout_s = multiline_timeout_s
-        self._framer = LineFramer(max_line_bytes)
+        self._framer = LineFramer(max_line_bytes, newline=line_format(encoding)[1])
         self._chunk = max(read_chunk_bytes, self._framer.min_read_bytes)
         self._assembler = RecordAssembler(
             host=host,

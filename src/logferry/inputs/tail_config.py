@@ -105,7 +105,7 @@ class TailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             "(as Windows writes it: little-endian, byte-order mark dropped; or `utf-16-be`), or a code page "
             "such as `cp949`, `euc-kr`, `shift_jis`, `gb18030`, `big5`, `cp1252`, `latin-1`. Bytes that do "
             "not decode become U+FFFD.",
-            extra={"kind": "tail_encoding"},
+            extra={"kind": "encoding"},
         ),
     ] = "utf-8"
     fingerprint_bytes: Annotated[
@@ -126,7 +126,7 @@ class TailConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     ] = 256 * 1024
 
     def __post_init__(self) -> None:
-        problem = encoding_problem(self.encoding, utf16=True)
+        problem = encoding_problem(self.encoding)
         if problem is not None:
             raise ValueError(problem)
         if self.multiline_start is not None:
