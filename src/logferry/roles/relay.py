@@ -25,6 +25,7 @@ from logferry.config.schema import ResendPolicy
 from logferry.inputs.line import LineInput
 from logferry.inputs.syslog import JournalFeed, SyslogInput
 from logferry.lifecycle import StopSignal, announce_ready
+from logferry.log_repeats import Repeats
 from logferry.model import Codec, decode_body
 from logferry.pipeline.rules import RuleSet
 from logferry.protocol.connection import Authenticated
@@ -71,6 +72,7 @@ class RelaySink(FileIntakeSink):
         self.rules = rules
         self.on_outbox = on_outbox
         self.devices: dict[str, str] = {}  # address -> source
+        self._refused: dict[str, Repeats] = {}  # source -> why another spool for it was refused
         self.peers = PeerTable()  # per source: address, last seen, batches and records (for the API)
         self.gaps: AgentGaps | None = None  # holes in agents' seqs: asked for again (reconcile.gaps)
         self.files: FileIntake | None = None  # whole files from agents (roles/relay_files.py)
@@ -80,10 +82,12 @@ class RelaySink(FileIntakeSink):
         if peer.role is not PeerRole.AGENT:
             raise BatchRefused(Code.PROTOCOL, "only agents connect to a relay's logferry/1 port", False)
         if peer.spool and (other := await self.journal.bind_spool(peer.source, peer.spool)) is not None:
-            log.error("refused device %s from %s: its spool %s is not spool %s, which numbered this source's "
-                      "items so far (a second device with the same source name, or this device's spool was "
-                      "reset): its seqs would repeat ones held here; give that device a source name of its "
-                      "own", peer.source, address, peer.spool, other)  # fmt: skip
+            # Said once, then as a reminder: the refused agent keeps trying with its back-off.
+            self._refused.setdefault(peer.source, Repeats(log)).say(logging.ERROR, (
+                f"refused device {peer.source} from {address.rpartition(':')[0]}: its spool {peer.spool} is "
+                f"not spool {other}, which numbered this source's items so far (a second device with the "
+                "same source name, or this device's spool was reset): its seqs would repeat ones held here; "
+                "give that device a source name of its own"))  # fmt: skip
             raise BatchRefused(
                 Code.SOURCE_MISMATCH,
                 f"source {peer.source!r} is numbered by another spool ({other}) at this relay, not this one "
