@@ -190,6 +190,10 @@ def _file_message(
     return event.done if isinstance(event, FileFinished) else event.whole
 
 
+class SinkRefused(RemoteProtocolError):
+    """The sink would not open a session for this authenticated peer (``BatchSink.opened`` refused it)."""
+
+
 async def serve_connection(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -239,7 +243,9 @@ async def serve_connection(
         counters.refuse(code or Code.PROTOCOL)
         reason = str(exc)
         who = session.peer.source if session.peer else "unauthenticated peer"
-        log.warning("%s: dropped %s (%s): %s", role_name, address, who, exc)
+        # A sink that refused a peer has said why itself, once (it retries with its back-off).
+        log.log(logging.DEBUG if isinstance(exc, SinkRefused) else logging.WARNING,
+                "%s: dropped %s (%s): %s", role_name, address, who, exc)  # fmt: skip
     except TransportError as exc:
         reason = str(exc)
         log.info("%s: connection from %s lost: %s", role_name, address, exc)
@@ -286,7 +292,7 @@ class _Session:
                         acked_through = await self.sink.opened(event, self.address)
                     except BatchRefused as exc:  # the sink will not have this peer: say why, then close
                         self.wire.writer.write(self.wire.conn.fail(exc.code, exc.reason[:500]))
-                        raise RemoteProtocolError(exc.reason, exc.code) from None
+                        raise SinkRefused(exc.reason, exc.code) from None
                     await self.wire.write(self.wire.conn.welcome(acked_through))
                     if isinstance(self.sink, ResendAsker):
                         self.sink.attach_asker(event, self.address, self.request_resend)
