@@ -29,7 +29,7 @@ from logferry.config.schema import (
     RelayConfig,
     Role,
 )
-from logferry.config.validate import validate_document
+from logferry.config.validate import WINDOWS_QUOTING, validate_document
 from logferry.errors import ConfigError
 
 _TOML_POS = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
@@ -63,8 +63,7 @@ def read_document(path: Path) -> dict[str, Any]:
         what = m["what"]
         if "Unescaped '\\'" in what:
             # Most often a Windows path in double quotes, where a backslash starts an escape.
-            what += (": write a Windows path in single quotes ('C:\\logs\\app.log'), with forward "
-                     "slashes, or with each backslash doubled")  # fmt: skip
+            what += f": write a Windows path {WINDOWS_QUOTING}"
         raise ConfigError(f"{where}: invalid TOML: {what}", path=str(path)) from None
 
 

@@ -270,9 +270,11 @@ def _cross_checks(cfg: AnyConfig, role: Role, out: Problems) -> None:
             out.add(key, f"{show(value)} holds a control character ({control!r}): {WINDOWS_PATH_HINT}")
 
 
+WINDOWS_QUOTING = (
+    "in single quotes ('C:\\logs\\app.log'), with forward slashes, or with each backslash doubled"
+)
 WINDOWS_PATH_HINT = (
-    "a Windows path in double quotes, where \\n, \\t… are escapes? Write it in single quotes "
-    "('C:\\logs\\app.log'), with forward slashes, or with each backslash doubled"
+    f"a Windows path in double quotes, where \\n, \\t… are escapes? Write it {WINDOWS_QUOTING}"
 )
 
 

@@ -195,8 +195,7 @@ class TailInput:
     def _say_matches(self, pattern: str, files: int, folder: str) -> None:
         """Say once (until it changes) that a pattern follows no file: nothing there yet, or only folders."""
         state = "files" if files else "folders" if folder else "nothing"
-        if self._matches.get(pattern, "files") == state:
-            self._matches[pattern] = state
+        if self._matches.get(pattern, "files") == state:  # a pattern is assumed to match files at first
             return
         self._matches[pattern] = state
         name = self.config.name
